@@ -1,0 +1,117 @@
+"""Band names and their effective wavelengths.
+
+Heatmaps live in wavelength space, so every band must be placed. Sources, in
+order: the simulation README's `FILTERS` block, the config's `band_to_wave`,
+the band's own full name (`DES-g`, `CSP-r/c`: its system's table, else the
+generic letter), the survey's table; otherwise an error naming the bands left
+unplaced. A full name outranks the survey table because combined real data
+sets (DES-SN5YR LOWZ) reuse letters: there `r` is CfA3 `V`, not DES `r`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# Effective (mean) wavelengths in Angstrom.
+SURVEY_BANDS: dict[str, dict[str, float]] = {
+    # DES-SN5YR filter means with atmosphere (DES Collaboration 2024, as quoted in SCONE).
+    "DES": {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0},
+    # LSST baseline throughputs, mean wavelengths (SVO Filter Profile Service, LSST/LSST.*).
+    "LSST": {"u": 3671.0, "g": 4827.0, "r": 6223.0, "i": 7546.0, "z": 8691.0, "Y": 9712.0},
+    # Pan-STARRS1 (Tonry et al. 2012, ApJ 750, 99, table 4).
+    "PS1": {"g": 4866.0, "r": 6215.0, "i": 7545.0, "z": 8679.0, "y": 9633.0},
+    # SDSS (Doi et al. 2010, AJ 139, 1628).
+    "SDSS": {"u": 3562.0, "g": 4719.0, "r": 6185.0, "i": 7500.0, "z": 8961.0},
+    # ZTF (Bellm et al. 2019, PASP 131, 018002; SVO Palomar/ZTF.*).
+    "ZTF": {"g": 4746.0, "r": 6366.0, "i": 7829.0},
+}
+SURVEY_ALIASES = {"PS1MD": "PS1", "PANSTARRS": "PS1", "FOUNDATION": "PS1", "LSST_WFD": "LSST"}
+
+# Filter letters of common photometric systems (Bessell 1990 UBVRI; SDSS ugriz;
+# CSP natural-system V variants o/m/n; 2MASS/CSP YJHK), for full names like `CSP-r`.
+GENERIC_FILTERS: dict[str, float] = {
+    "U": 3600.0, "B": 4380.0, "V": 5450.0, "R": 6410.0, "I": 7980.0,
+    "u": 3562.0, "g": 4719.0, "r": 6185.0, "i": 7500.0, "z": 8961.0,
+    "o": 5400.0, "m": 5400.0, "n": 5400.0,
+    "Y": 10350.0, "y": 9633.0, "J": 12350.0, "j": 12350.0, "H": 16620.0, "h": 16620.0,
+    "K": 21590.0, "k": 21590.0,
+}
+
+
+class BandError(ValueError):
+    """Bands that cannot be placed in wavelength."""
+
+
+def band_letter(name: str) -> str:
+    """`DES-g` -> `g`, `LSST-z` -> `z`, `CSP-r/c` -> `c` (SNANA's one-letter id)."""
+    name = str(name).strip()
+    return name[-1:] if name else name
+
+
+def survey_table(survey: str | None) -> dict[str, float] | None:
+    if not survey:
+        return None
+    key = str(survey).strip().upper()
+    key = SURVEY_ALIASES.get(key, key)
+    if key in SURVEY_BANDS:
+        return SURVEY_BANDS[key]
+    for name, table in SURVEY_BANDS.items():
+        if key.startswith(name):
+            return table
+    return None
+
+
+def _from_full_name(full: str) -> float | None:
+    """Place `SYS-f` or `SYS-f/x` by the survey table of SYS, else the generic letter."""
+    full = full.strip()
+    base = full.split("/")[0]
+    if "-" not in base:
+        return None
+    system, _, letter = base.rpartition("-")
+    table = survey_table(system)
+    if table and letter in table:
+        return table[letter]
+    return GENERIC_FILTERS.get(letter)
+
+
+def resolve_band_to_wave(
+    bands: Iterable[str],
+    *,
+    readme_filters: Mapping[str, float] | None = None,
+    config_map: Mapping[str, float] | None = None,
+    survey: str | None = None,
+    full_names: Mapping[str, str] | None = None,
+    fallback: Mapping[str, float] | None = None,
+    source: str = "",
+) -> dict[str, float]:
+    """Place every band, first source wins; raise naming the bands left over."""
+    table = survey_table(survey) or {}
+    full_names = full_names or {}
+    out: dict[str, float] = {}
+    missing = []
+    for band in sorted(set(bands)):
+        full = full_names.get(band, band)
+        named = full != band and ("-" in full or "/" in full)
+        wave = None
+        for mapping in (readme_filters, config_map):
+            if mapping and band in mapping:
+                wave = float(mapping[band])
+                break
+        if wave is None and named:
+            # an explicit system name (`CFA3K-V/r`) beats a survey guess for the letter `r`
+            wave = _from_full_name(full)
+        if wave is None and band in table:
+            wave = table[band]
+        if wave is None and fallback and band in fallback:
+            wave = float(fallback[band])
+        if wave is None:
+            missing.append(full)
+        else:
+            out[band] = wave
+    if missing:
+        where = f" in {source}" if source else ""
+        raise BandError(
+            f"cannot place band(s) {', '.join(missing)}{where} in wavelength (survey {survey!r}): "
+            "add them to the config's band_to_wave"
+        )
+    return out

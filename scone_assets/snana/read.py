@@ -1,0 +1,427 @@
+"""Read any SNANA input into `LightCurves`, one input unit at a time.
+
+An input unit is what later becomes one Dagster partition: a HEAD/PHOT pair,
+or a list of TEXT light curves. Units are found from the three ways SCONE
+users name inputs (`input_path`, `metadata_paths` + `lcdata_paths`,
+`input_data_paths`); paths may be any fsspec URL. A bad unit, or a bad TEXT
+file inside one, is reported and skipped; the rest are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import fsspec
+import numpy as np
+import pandas as pd
+
+from scone_assets.bands import BandError, band_letter, resolve_band_to_wave
+from scone_assets.config import SconeConfig, expand
+from scone_assets.snana.fits_read import read_fits_pair
+from scone_assets.snana.model import LightCurves, SnanaReadError
+from scone_assets.snana.readme import ReadmeInfo, parse_readme
+from scone_assets.snana.text_read import read_text_file
+from scone_assets.snana.types import IA, UNKNOWN, class_name, type_name_for
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".dat", ".snana.dat", ".dat.gz", ".snana.dat.gz")
+HEAD_RE = re.compile(r"^(?P<stem>.*)HEAD(?P<ext>\.FITS(?:\.GZ)?)$", re.IGNORECASE)
+PHOT_RE = re.compile(r"^(?P<stem>.*)PHOT(?P<ext>\.FITS(?:\.GZ)?)$", re.IGNORECASE)
+TEXT_FILES_PER_UNIT = 1000
+
+
+@dataclass
+class InputUnit:
+    """One readable unit of SNANA input."""
+
+    key: str
+    kind: str  # "fits" | "text"
+    files: list[str]  # fits: [head, phot]; text: the light-curve files
+    readme: str | None = None
+    dataset: str = ""
+
+
+@dataclass
+class Discovery:
+    units: list[InputUnit] = field(default_factory=list)
+    errors: list[SnanaReadError] = field(default_factory=list)
+
+
+def _is_text(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(TEXT_SUFFIXES)
+
+
+def _safe_key(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def _strip_url(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def _pair_fits(names: list[str], folder: str, dataset: str, readme: str | None, out: Discovery) -> None:
+    heads, phots = {}, {}
+    for name in names:
+        base = posixpath.basename(name)
+        if m := HEAD_RE.match(base):
+            heads[(m.group("stem"), m.group("ext").upper())] = name
+        elif m := PHOT_RE.match(base):
+            phots[(m.group("stem"), m.group("ext").upper())] = name
+    for key, head in sorted(heads.items()):
+        phot = phots.get(key)
+        if phot is None:
+            out.errors.append(SnanaReadError(head, "HEAD file has no matching PHOT file"))
+            continue
+        stem = posixpath.basename(head)[: -len(key[1])]
+        unit_key = _safe_key(f"{dataset}__{stem.removesuffix('HEAD').rstrip('_-')}")
+        out.units.append(InputUnit(unit_key, "fits", [head, phot], readme, dataset))
+    for key, phot in sorted(phots.items()):
+        if key not in heads:
+            out.errors.append(SnanaReadError(phot, "PHOT file has no matching HEAD file"))
+
+
+def _text_units(files: list[str], dataset: str, readme: str | None, out: Discovery) -> None:
+    files = sorted(files)
+    for i in range(0, len(files), TEXT_FILES_PER_UNIT):
+        chunk = files[i : i + TEXT_FILES_PER_UNIT]
+        key = _safe_key(f"{dataset}__text_{i // TEXT_FILES_PER_UNIT:04d}")
+        out.units.append(InputUnit(key, "text", chunk, readme, dataset))
+
+
+def _scan_folder(folder: str, out: Discovery) -> None:
+    fs, root = fsspec.core.url_to_fs(folder)
+    if not fs.isdir(root):
+        out.errors.append(SnanaReadError(folder, "input folder does not exist"))
+        return
+    protocol = folder.split("://", 1)[0] + "://" if "://" in folder else ""
+    names = [protocol + n if protocol and not n.startswith(protocol) else n
+             for n in sorted(fs.ls(root, detail=False))]
+    if not protocol:
+        names = [os.path.abspath(n) for n in names]
+        folder = os.path.abspath(folder)
+    dataset = _safe_key(posixpath.basename(root.rstrip("/")))
+    readmes = [n for n in names if n.upper().endswith(".README")]
+    readme = readmes[0] if readmes else None
+    lists = [n for n in names if n.upper().endswith(".LIST")]
+    if lists:
+        listed = _read_list(lists[0], folder)
+        names = listed if listed else names
+    _pair_fits(names, folder, dataset, readme, out)
+    texts = [n for n in names if _is_text(n)]
+    if texts:
+        _text_units(texts, dataset, readme, out)
+
+
+def _read_list(list_path: str, folder: str) -> list[str]:
+    """Files named by a simulation's `<VERSION>.LIST` (SNANA omits `.gz`), with their PHOT partners."""
+    fs, _ = fsspec.core.url_to_fs(folder)
+    with fsspec.open(list_path, "rt") as fh:
+        entries = [ln.split("#", 1)[0].strip() for ln in fh]
+    names = []
+    for entry in filter(None, entries):
+        wanted = [entry]
+        if m := HEAD_RE.match(entry):
+            wanted.append(f"{m['stem']}PHOT{m['ext']}")
+        for name in wanted:
+            path = posixpath.join(folder.rstrip("/"), name)
+            if not fs.exists(path) and fs.exists(path + ".gz"):
+                path += ".gz"
+            names.append(path)
+    return names
+
+
+def discover(config: SconeConfig) -> Discovery:
+    """Every input unit the config names, in a stable order."""
+    out = Discovery()
+    if config.metadata_paths and config.lcdata_paths:
+        for head, phot in zip(config.metadata_paths, config.lcdata_paths, strict=True):
+            stem = posixpath.basename(head)
+            m = HEAD_RE.match(stem)
+            key = _safe_key(f"files__{m.group('stem').rstrip('_-') if m else stem}")
+            out.units.append(InputUnit(key, "fits", [head, phot], None, "files"))
+    for folder in config.input_data_paths or []:
+        _scan_folder(_strip_url(folder), out)
+    if config.input_path:
+        _scan_folder(_strip_url(config.input_path), out)
+    seen: set[str] = set()
+    for unit in out.units:
+        base, n = unit.key, 1
+        while unit.key in seen:
+            n += 1
+            unit.key = f"{base}_{n}"
+        seen.add(unit.key)
+    return out
+
+
+def discover_paths(paths: list[str]) -> Discovery:
+    """Units from plain paths (folders, HEAD/PHOT files, TEXT files), as `scone inspect` takes them."""
+    out = Discovery()
+    loose: list[str] = []
+    for p in paths:
+        p = _strip_url(expand(p))
+        fs, root = fsspec.core.url_to_fs(p)
+        if fs.isdir(root):
+            _scan_folder(p, out)
+        elif not fs.exists(root):
+            out.errors.append(SnanaReadError(p, "path does not exist"))
+        else:
+            loose.append(p)
+    if loose:
+        _pair_fits(loose, "", "files", None, out)
+        texts = [n for n in loose if _is_text(n)]
+        if texts:
+            _text_units(texts, "files", None, out)
+        other = [n for n in loose if not _is_text(n) and not HEAD_RE.match(posixpath.basename(n))
+                 and not PHOT_RE.match(posixpath.basename(n))]
+        for n in other:
+            out.errors.append(SnanaReadError(n, "not an SNANA file (expected *_HEAD.FITS, *_PHOT.FITS or TEXT *.DAT)"))
+    return out
+
+
+def load_readme(path: str | None) -> ReadmeInfo | None:
+    if not path:
+        return None
+    try:
+        with fsspec.open(path, "rt", errors="replace") as fh:
+            return parse_readme(fh.read())
+    except OSError as exc:
+        log.warning("cannot read README %s: %s", path, exc)
+        return None
+
+
+def load_labels(path: str | None) -> dict[str, str] | None:
+    """`labels_path`: a CSV with SNID and a type column, keyed by SNID as text."""
+    if not path:
+        return None
+    with fsspec.open(expand(path), "rt") as fh:
+        df = pd.read_csv(fh, dtype={"SNID": str})
+    if "SNID" not in df.columns:
+        raise SnanaReadError(path, f"labels file has no SNID column (columns: {', '.join(df.columns)})")
+    type_col = next((c for c in ("TYPE_NAME", "TYPE", "SNTYPE", "SIM_GENTYPE", "type", "label")
+                     if c in df.columns), None)
+    if type_col is None:
+        raise SnanaReadError(path, "labels file has no type column (TYPE_NAME, TYPE, SNTYPE or SIM_GENTYPE)")
+    out = {}
+    for snid, value in zip(df["SNID"].astype(str).str.strip(), df[type_col], strict=True):
+        code = None
+        try:
+            code = int(value)
+        except (TypeError, ValueError):
+            pass
+        out[snid] = type_name_for(code) if code is not None else class_name(str(value))
+    return out
+
+
+def _col(head: Mapping[str, np.ndarray], n: int, *names: str, default=np.nan) -> np.ndarray:
+    for name in names:
+        if name in head and head[name] is not None:
+            arr = np.asarray(head[name])
+            if arr.dtype.kind in "fiu":
+                return arr.astype(np.float64)
+            return arr
+    return np.full(n, default, dtype=np.float64 if isinstance(default, float) else object)
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """SNANA writes -9 (or -99, -999) for an unknown value."""
+    v = values.astype(np.float64)
+    v[v <= -9] = np.nan
+    return v
+
+
+def assemble(
+    source: str,
+    head: Mapping[str, np.ndarray],
+    obs: pd.DataFrame,
+    *,
+    survey: str | None,
+    band_names: Mapping[str, str],
+    readme: ReadmeInfo | None,
+    config: SconeConfig | None,
+    labels: Mapping[str, str] | None,
+    warnings: list[str],
+) -> LightCurves:
+    """Shared by FITS and TEXT: type names, peak times, cleaning and skips."""
+    snids = list(head["SNID"])
+    n = len(snids)
+    has_sim_cols = any(k in head for k in ("SIM_GENTYPE", "SIM_TYPE_INDEX")) or bool(
+        np.any(_col(head, n, "IS_SIM_HINT", default=False).astype(bool))
+    )
+    fake = _col(head, n, "FAKE")
+    is_sim = bool((readme and readme.is_sim) or has_sim_cols or (n and np.all(fake == 2)))
+
+    sim_code = _col(head, n, "SIM_GENTYPE", "SIM_TYPE_INDEX")
+    sntype = _col(head, n, "SNTYPE")
+    codes = np.where(np.isfinite(sim_code), sim_code, sntype) if is_sim else sntype
+    comment_types = _col(head, n, "SIM_COMMENT_TYPE", default=None)
+    models = _col(head, n, "SIM_MODEL_NAME", default=None)
+    readme_map = readme.gentype_to_name if readme else None
+    config_map = config.sn_type_id_to_name if config else None
+
+    type_codes, type_names = [], []
+    for i in range(n):
+        code = int(codes[i]) if np.isfinite(codes[i]) else -9
+        name = UNKNOWN
+        if comment_types[i]:
+            name = class_name(comment_types[i])
+        elif (readme_map and code in readme_map) or (config_map and code in config_map):
+            name = type_name_for(code, readme_map=readme_map, config_map=config_map)
+        elif is_sim and models[i] and class_name(str(models[i]).split(".")[0]) == IA:
+            name = IA  # SALT2/SALT3 models only make SNe Ia, whatever the type index says
+        elif code > 0:
+            name = type_name_for(code)
+        type_codes.append(code)
+        type_names.append(name)
+
+    peak = _missing(_col(head, n, "PEAKMJD"))
+    for alt in ("SEARCH_PEAKMJD", "SIM_PEAKMJD"):
+        peak = np.where(np.isfinite(peak), peak, _missing(_col(head, n, alt)))
+    mwebv = _col(head, n, "MWEBV")
+    if "MWEBV" not in head:
+        warnings.append(f"{source}: no MWEBV; Milky Way extinction taken as 0")
+        mwebv = np.zeros(n)
+    meta = pd.DataFrame(
+        {
+            "SNID": pd.Series(snids, dtype=object),
+            "TYPE": np.asarray(type_codes, dtype=np.int64),
+            "TYPE_NAME": type_names,
+            "PEAKMJD": peak,
+            "MWEBV": np.nan_to_num(mwebv.astype(np.float64), nan=0.0),
+            "REDSHIFT_FINAL": _missing(_col(head, n, "REDSHIFT_FINAL")),
+            "REDSHIFT_FINAL_ERR": _missing(_col(head, n, "REDSHIFT_FINAL_ERR")),
+        }
+    )
+    if labels:
+        relabel = meta["SNID"].astype(str).map(labels)
+        meta["TYPE_NAME"] = relabel.fillna(meta["TYPE_NAME"])
+
+    counts = obs.groupby("SNID", sort=False).size() if len(obs) else pd.Series(dtype=int)
+    meta["NOBS"] = meta["SNID"].map(counts).fillna(0).astype(np.int64)
+    skipped: list[tuple[object, str]] = []
+    for snid, k in zip(meta["SNID"], meta["NOBS"], strict=True):
+        if k == 0:
+            skipped.append((snid, "no observations"))
+        elif k == 1:
+            skipped.append((snid, "single observation"))
+    dup = meta["SNID"].duplicated(keep="first")
+    if dup.any():
+        for snid in meta.loc[dup, "SNID"]:
+            skipped.append((snid, "duplicate SNID in file"))
+        warnings.append(f"{source}: {int(dup.sum())} duplicate SNID(s); only the first is kept")
+    keep = (meta["NOBS"] >= 2) & ~dup
+    meta = meta[keep].reset_index(drop=True)
+    obs = obs[obs["SNID"].isin(set(meta["SNID"]))].reset_index(drop=True)
+    meta["SURVEY"] = survey
+    meta["SOURCE_FILE"] = source
+
+    bands = sorted(obs["BAND"].unique()) if len(obs) else []
+    try:
+        band_to_wave = resolve_band_to_wave(
+            bands,
+            readme_filters=readme.filters if readme else None,
+            config_map=config.band_to_wave if config else None,
+            survey=survey,
+            full_names=band_names,
+            source=source,
+        )
+    except BandError as exc:
+        warnings.append(str(exc))
+        band_to_wave = {}
+    return LightCurves(
+        meta=meta, obs=obs, source=source, survey=survey, is_sim=is_sim,
+        band_names=dict(band_names), band_to_wave=band_to_wave,
+        skipped=skipped, warnings=warnings,
+    )
+
+
+def _guess_survey(path: str, explicit: str | None, readme: ReadmeInfo | None, found: str | None) -> str | None:
+    if explicit:
+        return explicit
+    if found:
+        return found
+    if readme and readme.survey:
+        return readme.survey
+    token = re.split(r"[_\-.]", posixpath.basename(path))[0].upper()
+    from scone_assets.bands import survey_table
+
+    return token if survey_table(token) else None
+
+
+def read_unit(unit: InputUnit, config: SconeConfig | None = None,
+              labels: Mapping[str, str] | None = None) -> LightCurves:
+    """Read one unit. A FITS unit that cannot be read raises `SnanaReadError`;
+    bad TEXT files inside a unit are skipped and listed in `file_errors`."""
+    readme = load_readme(unit.readme)
+    explicit_survey = config.survey if config else None
+    if unit.kind == "fits":
+        head_path, phot_path = unit.files
+        head, obs, info = read_fits_pair(head_path, phot_path)
+        survey = _guess_survey(head_path, explicit_survey, readme, info["survey"])
+        lcs = assemble(phot_path, head, obs, survey=survey, band_names=info["band_names"],
+                       readme=readme, config=config, labels=labels, warnings=info["warnings"])
+        lcs.source = head_path
+        lcs.meta["SOURCE_FILE"] = head_path
+        return lcs
+
+    rows: list[dict] = []
+    obs_parts: list[pd.DataFrame] = []
+    file_errors: list[SnanaReadError] = []
+    found_survey = None
+    band_names: dict[str, str] = {}
+    sources: list[str] = []
+    for path in unit.files:
+        try:
+            fields, cols = read_text_file(path)
+        except SnanaReadError as exc:
+            file_errors.append(exc)
+            continue
+        found_survey = found_survey or fields.pop("SURVEY")
+        fields.pop("SURVEY", None)
+        rows.append(fields)
+        sources.append(path)
+        for full in set(cols["BAND"]):
+            band_names[band_letter(full)] = full
+        n_obs = len(cols["MJD"])
+        obs_parts.append(pd.DataFrame({
+            "SNID": [fields["SNID"]] * n_obs, "MJD": cols["MJD"],
+            "BAND": [band_letter(b) for b in cols["BAND"]],
+            "FLUXCAL": cols["FLUXCAL"], "FLUXCALERR": cols["FLUXCALERR"],
+        }))
+    head = {k: np.array([r[k] for r in rows], dtype=object) for k in (rows[0] if rows else {"SNID": []})}
+    for k in list(head):
+        if k not in ("SNID", "SIM_COMMENT_TYPE", "SIM_MODEL_NAME", "IS_SIM_HINT"):
+            head[k] = head[k].astype(np.float64)
+    if "SIM_GENTYPE" in head and not np.isfinite(head["SIM_GENTYPE"]).any():
+        del head["SIM_GENTYPE"]
+    obs = pd.concat(obs_parts, ignore_index=True) if obs_parts else pd.DataFrame(
+        columns=["SNID", "MJD", "BAND", "FLUXCAL", "FLUXCALERR"])
+    survey = _guess_survey(unit.files[0], explicit_survey, readme, found_survey)
+    lcs = assemble(unit.key, head, obs, survey=survey, band_names=band_names, readme=readme,
+                   config=config, labels=labels, warnings=[])
+    source_by_snid = dict(zip([r["SNID"] for r in rows], sources, strict=True))
+    lcs.meta["SOURCE_FILE"] = lcs.meta["SNID"].map(source_by_snid)
+    lcs.file_errors = file_errors
+    for exc in file_errors:
+        lcs.warnings.append(str(exc))
+    return lcs
+
+
+def iter_inputs(config: SconeConfig, units: list[InputUnit] | None = None
+                ) -> Iterator[tuple[InputUnit, LightCurves | SnanaReadError]]:
+    """Stream every unit: a result, or the error that names the bad file; never stops early."""
+    found = discover(config) if units is None else Discovery(units=units)
+    labels = load_labels(config.labels_path)
+    for err in found.errors:
+        yield InputUnit(_safe_key(err.path), "error", [err.path]), err
+    for unit in found.units:
+        try:
+            yield unit, read_unit(unit, config, labels)
+        except SnanaReadError as exc:
+            yield unit, exc

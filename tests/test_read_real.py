@@ -1,0 +1,116 @@
+"""The reader on real SNANA files from ../shared/data, checked against known values."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from scone_assets.snana.read import discover_paths, read_unit
+
+
+def read_one(folder):
+    found = discover_paths([str(folder)])
+    assert not found.errors
+    assert len(found.units) == 1
+    return read_unit(found.units[0])
+
+
+def test_des_sim_pointers_past_the_end_do_not_misattach(des_sim):
+    lcs = read_one(des_sim)
+    assert len(lcs) == 200 and lcs.is_sim and lcs.survey == "DES"
+    assert lcs.counts_by_type() == {"SNIa": 200}
+    assert len(lcs.obs) == 12518  # every non-separator row, none lost
+    # the file was cut from a larger simulation: its pointers run past the PHOT table
+    assert any("PTROBS pointers are inconsistent" in w and "173 object(s)" in w for w in lcs.warnings)
+    first = lcs.obs[lcs.obs.SNID == 1186139]
+    assert len(first) == 71
+    assert first.MJD.iloc[0] == pytest.approx(56956.203)
+    assert first.FLUXCAL.iloc[0] == pytest.approx(1.7827, abs=1e-4)
+    # object 4 (SNID 587172) is where pointers first diverge; its rows are the
+    # fifth separator segment of the PHOT file, not the rows its pointers name
+    phot = fits.getdata(des_sim / "DES_Ia-0001_PHOT.FITS")
+    sep = np.flatnonzero(phot["MJD"] == -777)
+    seg = phot[sep[3] + 1 : sep[4]]
+    obj = lcs.obs[lcs.obs.SNID == 587172]
+    assert len(obj) == 68
+    np.testing.assert_allclose(obj.MJD.to_numpy(), seg["MJD"])
+    np.testing.assert_allclose(obj.FLUXCAL.to_numpy(), seg["FLUXCAL"], rtol=1e-6)
+    m = lcs.meta.set_index("SNID").loc[587172]
+    assert m.PEAKMJD == pytest.approx(56574.19, abs=0.01)
+    assert m.REDSHIFT_FINAL == pytest.approx(0.72273, abs=1e-4)
+    assert lcs.band_to_wave == {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}
+
+
+def test_lowz_real_gzipped_string_snids_and_named_bands(lowz_real):
+    lcs = read_one(lowz_real)
+    assert len(lcs) == 342 and not lcs.is_sim
+    assert lcs.counts_by_type() == {"SNIa": 342}
+    row = lcs.meta.set_index("SNID").loc["2004ef"]
+    assert row.NOBS == 310 and row.REDSHIFT_FINAL == pytest.approx(0.029782, abs=1e-6)
+    obs = lcs.obs[lcs.obs.SNID == "2004ef"]
+    assert obs.MJD.iloc[0] == pytest.approx(53265.15) and obs.BAND.iloc[0] == "p"
+    assert obs.FLUXCAL.iloc[0] == pytest.approx(2808.02, abs=0.01)
+    # `CFA3K-V/r` is V band, not the DES r the survey name would suggest
+    assert lcs.band_names["r"] == "CFA3K-V/r" and lcs.band_to_wave["r"] == 5450.0
+    assert lcs.band_names["p"] == "CFA3K-U/p" and lcs.band_to_wave["p"] == 3600.0
+    assert lcs.band_to_wave["c"] == 6185.0  # CSP-r/c
+
+
+def test_lsst_sim_six_bands_and_salt2_model_means_ia(lsst_sim):
+    lcs = read_one(lsst_sim)
+    assert len(lcs) == 111 and lcs.bands == ["Y", "g", "i", "r", "u", "z"]
+    assert lcs.meta.SNID.iloc[0] == "17470927"  # stored as a string, kept as one
+    # SIM_TYPE_INDEX 11 would default to SNIax, but SIM_MODEL_NAME is SALT2: SN Ia
+    assert set(lcs.meta.TYPE) == {11} and lcs.counts_by_type() == {"SNIa": 111}
+    assert lcs.meta.NOBS.iloc[0] == 191 and len(lcs.obs) == 17837
+
+
+def test_snpcc_text_types_from_sim_comment_and_labels(snpcc):
+    found = discover_paths([str(snpcc)])
+    assert [u.key for u in found.units][:2] == ["snpcc_dev__text_0000", "snpcc_dev__text_0001"]
+    assert sum(len(u.files) for u in found.units) == 7131
+    total = {}
+    for unit in found.units:
+        lcs = read_unit(unit)
+        for k, v in lcs.counts_by_type().items():
+            total[k] = total.get(k, 0) + v
+        if (lcs.meta.SNID == 339520).any():
+            row = lcs.meta.set_index("SNID").loc[339520]
+            assert row.TYPE_NAME == "SNII" and row.NOBS == 73
+            assert row.PEAKMJD == pytest.approx(56247.426)  # SEARCH_PEAKMJD: no PEAKMJD line
+            assert row.REDSHIFT_FINAL == pytest.approx(0.34397)
+            assert row.REDSHIFT_FINAL_ERR == pytest.approx(0.0298)
+            assert row.MWEBV == pytest.approx(0.0111)
+            o = lcs.obs[lcs.obs.SNID == 339520]
+            assert (o.MJD.iloc[0], o.BAND.iloc[0], o.FLUXCAL.iloc[0]) == (56198.992, "g", 7.824)
+    # labels.csv: 1906 Ia; II, IIL, IIP, IIn -> SNII; Ib, Ibc, Ic -> SNIbc
+    assert total == {"SNIa": 1906, "SNII": 4236, "SNIbc": 989}
+
+
+def test_labels_path_overrides_types(snpcc, tmp_path):
+    from scone_assets.config import SconeConfig
+    from scone_assets.snana.read import load_labels
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("SNID,TYPE\n339520,Ia\n")
+    unit = next(u for u in discover_paths([str(snpcc)]).units
+                if any(f.endswith("DES_SN339520.DAT") for f in u.files))
+    lcs = read_unit(unit, SconeConfig(labels_path=str(labels)), load_labels(str(labels)))
+    assert lcs.meta.set_index("SNID").loc[339520].TYPE_NAME == "SNIa"
+    # the shipped labels agree with SIM_COMMENT everywhere in this unit
+    shipped = load_labels(str(snpcc / "labels.csv"))
+    plain = read_unit(unit)
+    assert all(shipped[str(s)] == t for s, t in zip(plain.meta.SNID, plain.meta.TYPE_NAME, strict=True))
+
+
+def test_simulation_folder_list_and_readme(des_sim, lowz_real):
+    from scone_assets.config import SconeConfig
+    from scone_assets.snana.read import discover
+
+    found = discover(SconeConfig(input_data_paths=[str(lowz_real)]))
+    assert [u.key for u in found.units] == ["LOWZ_REAL__DES-SN5YR_LOWZ"]
+    assert found.units[0].files[0].endswith("DES-SN5YR_LOWZ_HEAD.FITS.gz")  # .LIST omits .gz
+    assert found.units[0].readme.endswith("DES-SN5YR_LOWZ.README")
+    found = discover(SconeConfig(
+        metadata_paths=[str(des_sim / "DES_Ia-0001_HEAD.FITS")],
+        lcdata_paths=[str(des_sim / "DES_Ia-0001_PHOT.FITS")]))
+    assert len(found.units) == 1 and len(read_unit(found.units[0])) == 200
