@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from scone_assets.config import ConfigError, load_config
+from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.model import SnanaReadError
 
 log = logging.getLogger("scone")
@@ -41,24 +42,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from scone_assets.simulate.run import simulate
+
+    res = simulate(args.out, args.n, survey=args.survey, seed=args.seed, per_file=args.per_file,
+                   mix=args.mix, gzip=args.gzip, jobs=args.jobs, force=args.force)
+    kept = f" ({len(res.resumed_files)} file(s) already written, kept)" if res.resumed_files else ""
+    print(f"wrote {res.n_written} light curves in {len(res.head_files)} file(s) to {res.folder}{kept}")
+    for name, k in sorted(res.counts.items()):
+        print(f"  {name}: {k}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded default. Until the simulator lands, the shared SNANA data."""
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if not shared.is_dir():
-        print("The demo needs SNANA data: the built-in simulator is not available yet and "
-              f"{shared} does not exist. Run `scone inspect PATH` on your own SNANA files.")
-        return 1
+    """The main job on the embedded default: a DES-like simulation made here, then read back."""
     from scone_assets.inspect import format_summary, summarize
+    from scone_assets.simulate.run import simulate
     from scone_assets.snana.read import discover_paths
 
-    paths = [str(p) for p in sorted((shared / "snana_fits").iterdir()) if p.is_dir()]
-    paths.append(str(shared / "snpcc_dev"))
-    summary = summarize(discover_paths(paths))
-    print(format_summary(summary))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    sim = simulate(out / "DEMO_DES", args.n, survey="des", seed=1, per_file=1000, jobs=args.jobs)
+    summary = summarize(discover_paths([str(sim.folder)]))
+    print(format_summary(summary))
     (out / "inspect.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"\nsummary written to {out / 'inspect.json'}")
+    print(f"\nsimulation: {sim.folder}\nsummary:    {out / 'inspect.json'}")
     return 0
 
 
@@ -73,8 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("simulate", help="write a labelled SNANA FITS simulation folder")
+    p.add_argument("--out", required=True, help="output folder (its name is the simulation VERSION)")
+    p.add_argument("--n", type=int, default=5000, help="number of detected light curves")
+    p.add_argument("--survey", default="des", help="des, lsst or lowz")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--per-file", dest="per_file", type=int, default=1000, help="light curves per HEAD/PHOT pair")
+    p.add_argument("--mix", default=None, help="class fractions, e.g. SNIa=0.5,SNII=0.3,SNIbc=0.2")
+    p.add_argument("--gzip", action="store_true", help="write .FITS.gz")
+    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace a different simulation in --out")
+    _common(p)
+    p.set_defaults(func=cmd_simulate)
+
     p = sub.add_parser("demo", help="run the main job on the embedded default data")
     p.add_argument("--out", default="demo_output")
+    p.add_argument("--n", type=int, default=3000, help="light curves in the embedded default")
+    p.add_argument("--jobs", type=int, default=None)
     _common(p)
     p.set_defaults(func=cmd_demo)
     return parser
@@ -87,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("default")
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, SnanaReadError) as exc:
+    except (ConfigError, SnanaReadError, SimulationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -2,7 +2,13 @@ import warnings
 
 import pytest
 
-from scone_assets.config import ConfigError, SconeConfig, UnknownConfigKeyWarning, config_from_dict, load_config
+from scone_assets.config import (
+    ConfigError,
+    SconeConfig,
+    UnknownConfigKeyWarning,
+    config_from_dict,
+    load_config,
+)
 
 
 def test_defaults_are_scones():

@@ -35,8 +35,8 @@ def test_des_sim_pointers_past_the_end_do_not_misattach(des_sim):
     np.testing.assert_allclose(obj.MJD.to_numpy(), seg["MJD"])
     np.testing.assert_allclose(obj.FLUXCAL.to_numpy(), seg["FLUXCAL"], rtol=1e-6)
     m = lcs.meta.set_index("SNID").loc[587172]
-    assert m.PEAKMJD == pytest.approx(56574.19, abs=0.01)
-    assert m.REDSHIFT_FINAL == pytest.approx(0.72273, abs=1e-4)
+    assert pytest.approx(56574.19, abs=0.01) == m.PEAKMJD
+    assert pytest.approx(0.72273, abs=1e-4) == m.REDSHIFT_FINAL
     assert lcs.band_to_wave == {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}
 
 
@@ -45,7 +45,7 @@ def test_lowz_real_gzipped_string_snids_and_named_bands(lowz_real):
     assert len(lcs) == 342 and not lcs.is_sim
     assert lcs.counts_by_type() == {"SNIa": 342}
     row = lcs.meta.set_index("SNID").loc["2004ef"]
-    assert row.NOBS == 310 and row.REDSHIFT_FINAL == pytest.approx(0.029782, abs=1e-6)
+    assert row.NOBS == 310 and pytest.approx(0.029782, abs=1e-6) == row.REDSHIFT_FINAL
     obs = lcs.obs[lcs.obs.SNID == "2004ef"]
     assert obs.MJD.iloc[0] == pytest.approx(53265.15) and obs.BAND.iloc[0] == "p"
     assert obs.FLUXCAL.iloc[0] == pytest.approx(2808.02, abs=0.01)
@@ -76,10 +76,10 @@ def test_snpcc_text_types_from_sim_comment_and_labels(snpcc):
         if (lcs.meta.SNID == 339520).any():
             row = lcs.meta.set_index("SNID").loc[339520]
             assert row.TYPE_NAME == "SNII" and row.NOBS == 73
-            assert row.PEAKMJD == pytest.approx(56247.426)  # SEARCH_PEAKMJD: no PEAKMJD line
-            assert row.REDSHIFT_FINAL == pytest.approx(0.34397)
-            assert row.REDSHIFT_FINAL_ERR == pytest.approx(0.0298)
-            assert row.MWEBV == pytest.approx(0.0111)
+            assert pytest.approx(56247.426) == row.PEAKMJD  # SEARCH_PEAKMJD: no PEAKMJD line
+            assert pytest.approx(0.34397) == row.REDSHIFT_FINAL
+            assert pytest.approx(0.0298) == row.REDSHIFT_FINAL_ERR
+            assert pytest.approx(0.0111) == row.MWEBV
             o = lcs.obs[lcs.obs.SNID == 339520]
             assert (o.MJD.iloc[0], o.BAND.iloc[0], o.FLUXCAL.iloc[0]) == (56198.992, "g", 7.824)
     # labels.csv: 1906 Ia; II, IIL, IIP, IIn -> SNII; Ib, Ibc, Ic -> SNIbc

@@ -39,7 +39,8 @@ def test_round_trip(tmp_path, gz, kind):
                  filters={"g": 4800.0, "r": 6400.0, "i": 7800.0, "z": 9200.0}, stat_summary={"NLC": 5})
     write_list(tmp_path, "S", [f"S_HEAD{ext}"])
     if gz:
-        assert gzip.open(tmp_path / f"S_HEAD{ext}").read(6) == b"SIMPLE"
+        with gzip.open(tmp_path / f"S_HEAD{ext}") as fh:
+            assert fh.read(6) == b"SIMPLE"
     unit = discover_paths([str(tmp_path)]).units[0]
     lcs = read_unit(unit)
     assert lcs.survey == "DES" and lcs.is_sim and not lcs.warnings

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from scone_assets.snana.model import ZP_FLUXCAL, LightCurves, SnanaReadError, clean_snid, empty_obs
+from scone_assets.snana.model import ZP_FLUXCAL, SnanaReadError, clean_snid, empty_obs
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,7 @@ def _pointer_problems(pmin, pmax, nobs, is_sep, n_rows) -> list[int]:
         if a < 1 or b > n_rows or b < a or a <= prev_end:
             bad.append(i)
             continue
-        if nobs is not None and b - a + 1 != int(nobs[i]):
-            bad.append(i)
-        elif is_sep[a - 1 : b].any():
+        if nobs is not None and b - a + 1 != int(nobs[i]) or is_sep[a - 1 : b].any():
             bad.append(i)
         prev_end = b
     return bad

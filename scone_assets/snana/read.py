@@ -9,6 +9,7 @@ file inside one, is reported and skipped; the rest are read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
@@ -211,10 +212,8 @@ def load_labels(path: str | None) -> dict[str, str] | None:
     out = {}
     for snid, value in zip(df["SNID"].astype(str).str.strip(), df[type_col], strict=True):
         code = None
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             code = int(value)
-        except (TypeError, ValueError):
-            pass
         out[snid] = type_name_for(code) if code is not None else class_name(str(value))
     return out
 

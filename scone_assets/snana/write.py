@@ -23,6 +23,13 @@ from astropy.io import fits
 from scone_assets.snana.fits_read import SEPARATOR_MJD
 from scone_assets.snana.model import ZP_FLUXCAL
 
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -116,7 +124,8 @@ def write_fits_pair(
     head_cols = [_column(c, head[c]) for c in head.columns]
     phot_cols = [
         fits.Column(name="MJD", format="D", array=mjd),
-        fits.Column(name="FLT", format="2A", array=np.array([str(f) for f in flt])),
+        fits.Column(name="FLT", format=f"{max(2, max((len(str(f)) for f in flt), default=2))}A",
+                    array=np.array([str(f) for f in flt])),
         fits.Column(name="FIELD", format="4A", array=np.array([str(f) for f in field])),
         fits.Column(name="FLUXCAL", format="E", array=flux),
         fits.Column(name="FLUXCALERR", format="E", array=err),

@@ -1,0 +1,195 @@
+"""Draw objects, schedule their observations, add noise, keep what a survey detects.
+
+Work is per output file, seeded from (seed, file index) alone, so a file's
+content does not depend on how many processes share the work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scone_assets.simulate.classes import SUBTYPES, Subtype
+from scone_assets.simulate.physics import distance_modulus, fluxcal, observed_mag, redshift_sampler
+from scone_assets.simulate.surveys import Survey
+
+SOURCE_GAIN = 10.0  # FLUXCAL units per photo-electron equivalent: a 20th-mag source has S/N ~ 100
+MAX_ATTEMPTS = 200
+
+
+@dataclass
+class FileResult:
+    meta: pd.DataFrame
+    obs: pd.DataFrame
+    n_generated: dict[str, int]
+
+
+def _draw_params(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    z_max = survey.z_max.get(sub.cls, survey.z_max.get("SNII", 0.5))
+    z = redshift_sampler(survey.z_min, z_max)(rng.uniform(size=n))
+    season = rng.integers(0, survey.n_seasons, size=n)
+    start = survey.first_season_mjd + 365.25 * season
+    peak = rng.uniform(start - 20, start + survey.season_length + 20)
+    p = {
+        "z": z, "mu": distance_modulus(z), "peak_mjd": peak, "season_start": start,
+        "rise": np.clip(rng.normal(sub.rise, sub.rise_sigma, n), 3.0, None),
+        "stretch": np.ones(n),
+        "m_peak": rng.normal(sub.m_peak, sub.m_sigma, n),
+        "mwebv": rng.exponential(survey.mwebv_mean, n),
+        "deep": rng.uniform(size=n) < survey.deep_fraction,
+    }
+    if sub.cls == "SNIa":
+        x1 = rng.normal(0.0, 1.0, n)
+        p["x1"] = x1
+        p["stretch"] = np.clip(0.98 + 0.091 * x1, 0.6, 1.4)  # SALT2 x1 -> stretch (Guy et al. 2007)
+        p["m_peak"] = p["m_peak"] - 0.14 * x1
+        p["host_ebv"] = rng.normal(0.0, 0.1, n)  # SALT colour c, applied as dust (beta ~ R_B)
+    else:
+        p["x1"] = np.zeros(n)
+        p["host_ebv"] = rng.exponential(0.05 if sub.cls == "SLSN-I" else 0.1, n)
+    if sub.plateau is not None:
+        p["plateau"] = rng.uniform(*sub.plateau, n)
+    return p
+
+
+def _schedule(survey: Survey, p: dict[str, np.ndarray], rng: np.random.Generator):
+    """(mjd, band index, limiting mag, visit index, mask), each (objects, observations)."""
+    n = len(p["z"])
+    nb = len(survey.bands)
+    if survey.all_bands_per_visit and survey.window[0] < -1e8:
+        lo, hi = p["season_start"], p["season_start"] + survey.season_length  # the peak's season
+    else:
+        lo, hi = p["peak_mjd"] + survey.window[0], p["peak_mjd"] + survey.window[1]
+    n_visits = int(math.ceil(float(np.max(hi - lo)) / survey.cadence)) + 1
+    k = np.arange(n_visits)
+    t = lo[:, None] + rng.uniform(0, survey.cadence, (n, 1)) + survey.cadence * k + rng.normal(0, 0.3, (n, n_visits))
+    phase = np.mod(t - survey.first_season_mjd, 365.25)
+    in_season = (phase < survey.season_length) & (t >= survey.first_season_mjd) & (
+        t < survey.first_season_mjd + 365.25 * survey.n_seasons)
+    ok = (t < hi[:, None]) & in_season & (rng.uniform(size=(n, n_visits)) > survey.weather_loss)
+    if survey.all_bands_per_visit:
+        weights = np.array([b.weight for b in survey.bands])
+        mjd = (t[:, :, None] + 0.008 * np.arange(nb)).reshape(n, -1)
+        band = np.broadcast_to(np.arange(nb), (n, n_visits, nb)).reshape(n, -1)
+        taken = (rng.uniform(size=(n, n_visits, nb)) < weights).reshape(n, -1)
+        mask = np.repeat(ok, nb, axis=1) & taken
+        visit = np.repeat(np.broadcast_to(k, (n, n_visits)), nb, axis=1)
+    else:
+        w = np.array([b.weight for b in survey.bands])
+        band = rng.choice(nb, size=(n, n_visits), p=w / w.sum())
+        mjd, mask, visit = t, ok, np.broadcast_to(k, (n, n_visits))
+    depth = np.array([b.depth for b in survey.bands])[band]
+    depth = depth + np.where(p["deep"], survey.deep_gain, 0.0)[:, None] + rng.normal(0, 0.3, band.shape)
+    return mjd, band, depth, visit, mask
+
+
+def _simulate_batch(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator):
+    p = _draw_params(sub, survey, n, rng)
+    mjd, band, depth, visit, mask = _schedule(survey, p, rng)
+    wave = np.array([b.wave for b in survey.bands])
+    width = np.array([b.width for b in survey.bands])
+    true_flux = np.nan_to_num(fluxcal(observed_mag(sub, mjd, wave[band], width[band], p)))
+    sky = 10 ** (-0.4 * (depth - 27.5)) / 5.0
+    err = np.sqrt(sky**2 + np.maximum(true_flux, 0) / SOURCE_GAIN)
+    flux = true_flux + rng.normal(size=true_flux.shape) * err
+    snr5 = (flux / err > 5) & mask
+    # detected: S/N > 5 on at least two different visits (nights)
+    nights = np.where(snr5, visit, -1)
+    first = np.max(nights, axis=1)
+    second = np.max(np.where(nights == first[:, None], -1, nights), axis=1)
+    detected = (first >= 0) & (second >= 0)
+    peak_wave = np.broadcast_to(wave, (n, len(wave)))
+    peak_mag = observed_mag(sub, np.broadcast_to(p["peak_mjd"][:, None], peak_wave.shape), peak_wave,
+                            np.broadcast_to(width, peak_wave.shape), p)
+    return p, mjd, band, flux, err, mask, detected, peak_mag
+
+
+def class_slots(mix: dict[str, float], n: int, seed: int) -> np.ndarray:
+    """The subtype of every object of the whole simulation: exact largest-remainder
+    quotas over all `n`, shuffled by the seed, so each file takes its share."""
+    names = sorted(mix)
+    exact = np.array([mix[k] * n for k in names])
+    quota = np.floor(exact).astype(int)
+    extra = np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]
+    quota[extra] += 1
+    slots = np.repeat(np.array(names, dtype=object), quota)
+    return slots[np.random.default_rng(np.random.SeedSequence([seed, 999])).permutation(n)]
+
+
+def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: int,
+                  first_snid: int) -> FileResult:
+    """Detected light curves, `quota[subtype]` of each, for one output file."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, file_index]))
+
+    obs_parts, n_gen = [], {}
+    for name in sorted(quota, key=lambda k: SUBTYPES[k].gentype):
+        need, sub = quota[name], SUBTYPES[name]
+        n_gen[name] = 0
+        for _ in range(MAX_ATTEMPTS):
+            if need <= 0:
+                break
+            batch = max(32, 3 * need)
+            p, mjd, band, flux, err, mask, det, peak_mag = _simulate_batch(sub, survey, batch, rng)
+            n_gen[name] += batch
+            idx = np.flatnonzero(det)[:need]
+            need -= len(idx)
+            for i in idx:
+                m = mask[i]
+                order = np.argsort(mjd[i][m], kind="stable")
+                obs_parts.append((sub, p, i, mjd[i][m][order], band[i][m][order], flux[i][m][order],
+                                  err[i][m][order], peak_mag[i]))
+        if need > 0:
+            raise RuntimeError(f"{name}: fewer than {quota[name]} detections after {MAX_ATTEMPTS} batches")
+
+    rng_meta = np.random.default_rng(np.random.SeedSequence([seed, file_index, 1]))
+    order = rng_meta.permutation(len(obs_parts))  # interleave classes, as SNANA files are
+    band_names = [b.full_name for b in survey.bands]
+    letters = [b.letter for b in survey.bands]
+    rows, obs_rows = [], []
+    for j, k in enumerate(order):
+        sub, p, i, mjd, band, flux, err, peak_mag = obs_parts[k]
+        snid = first_snid + j
+        z = float(p["z"][i])
+        spec = rng_meta.uniform() < survey.spec_fraction
+        if spec:
+            z_obs, z_err = z + rng_meta.normal(0, 5e-4), 5e-4
+        elif rng_meta.uniform() < survey.photoz_outliers:
+            z_obs, z_err = float(rng_meta.uniform(0.05, 1.5)), survey.photoz_sigma * (1 + z)
+        else:
+            z_err = survey.photoz_sigma * (1 + z)
+            z_obs = max(0.01, z + rng_meta.normal(0, z_err))
+        mwebv = float(p["mwebv"][i])
+        row = {
+            "SNID": snid,
+            "FAKE": 2,
+            "SNTYPE": sub.gentype if spec else 100 + sub.gentype,
+            "SIM_GENTYPE": sub.gentype,
+            "SIM_TYPE_INDEX": sub.gentype,
+            "SIM_TYPE_NAME": sub.name,
+            "SIM_MODEL_NAME": f"SCONESIM.{sub.name}",
+            "PEAKMJD": float(p["peak_mjd"][i] + rng_meta.normal(0, 1.0)),
+            "SIM_PEAKMJD": float(p["peak_mjd"][i]),
+            "MWEBV": max(0.0, mwebv + rng_meta.normal(0, 0.16 * mwebv)),
+            "MWEBV_ERR": 0.16 * mwebv,  # Schlafly & Finkbeiner 2011
+            "SIM_MWEBV": mwebv,
+            "REDSHIFT_FINAL": z_obs,
+            "REDSHIFT_FINAL_ERR": z_err,
+            "SIM_REDSHIFT_CMB": z,
+            "SIM_DLMU": float(p["mu"][i]),
+            "SIM_AV": float(3.1 * p["host_ebv"][i]),
+            "SIM_RV": 3.1,
+            "SIM_SALT2x1": float(p["x1"][i]),
+            "SIM_RISETIME": float(p["rise"][i]),
+        }
+        for letter, mag in zip(letters, peak_mag, strict=True):
+            row[f"SIM_PEAKMAG_{letter}"] = float(min(mag, 99.0))
+        rows.append(row)
+        obs_rows.append(pd.DataFrame({"SNID": snid, "MJD": np.round(mjd, 4),
+                                      "FLT": [band_names[b] for b in band],
+                                      "FLUXCAL": flux, "FLUXCALERR": err}))
+    meta = pd.DataFrame(rows)
+    obs = pd.concat(obs_rows, ignore_index=True)
+    return FileResult(meta, obs, n_gen)

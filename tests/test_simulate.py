@@ -1,0 +1,155 @@
+"""The built-in simulator: SNANA folders the reader takes as real SNANA output."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
+from scone_assets.simulate.physics import distance_modulus, observed_mag, rest_frame_mag
+from scone_assets.simulate.run import simulate
+from scone_assets.snana.read import discover_paths, read_unit
+from scone_assets.snana.readme import parse_readme
+
+
+def digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.FITS*"))}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("s") / "TESTSIM"
+    res = simulate(out, 600, survey="des", seed=7, per_file=200, jobs=1, progress=False)
+    return out, res
+
+
+def test_mix_counts_and_reader_round_trip(sim):
+    out, res = sim
+    assert [h.name for h in res.head_files] == [f"TESTSIM-000{i}_HEAD.FITS" for i in (1, 2, 3)]
+    assert res.counts == {"SNIa": 180, "SNIIP": 180, "SNIIn": 30, "SNIIL": 30, "SNIb": 42, "SNIc": 66,
+                          "SNIax": 36, "SNIa-91bg": 24, "SLSN-I": 12}
+    found = discover_paths([str(out)])
+    assert [u.key for u in found.units] == ["TESTSIM__TESTSIM-0001", "TESTSIM__TESTSIM-0002", "TESTSIM__TESTSIM-0003"]
+    total = {}
+    for unit in found.units:
+        lcs = read_unit(unit)
+        assert lcs.is_sim and lcs.survey == "DES" and not lcs.warnings and not lcs.skipped
+        assert lcs.band_to_wave == {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}
+        for k, v in lcs.counts_by_type().items():
+            total[k] = total.get(k, 0) + v
+    assert total == {"SNIa": 180, "SNII": 240, "SNIbc": 108, "SNIax": 36, "SNIa-91bg": 24, "SLSN-I": 12}
+    info = parse_readme((out / "TESTSIM.README").read_text())
+    assert info.gentype_to_name[1] == "SNIa" and info.gentype_to_name[20] == "SNIIP"
+    assert (out / "TESTSIM.LIST").read_text().split() == [h.name for h in res.head_files]
+
+
+def test_every_object_is_detected_and_errors_are_realistic(sim):
+    out, _ = sim
+    lcs = read_unit(discover_paths([str(out)]).units[0])
+    obs = lcs.obs.assign(snr=lcs.obs.FLUXCAL / lcs.obs.FLUXCALERR, night=np.floor(lcs.obs.MJD))
+    nights = obs[obs.snr > 5].groupby("SNID").night.nunique()
+    assert len(nights) == len(lcs) and nights.min() >= 2
+    # sky-noise floor: 5 sigma at about the DES depth (23.4-24.5 mag) -> FLUXCALERR 5-11
+    assert 4.0 < obs.FLUXCALERR.median() < 12.0
+    assert obs.groupby("SNID").size().median() > 40  # ~7-day cadence over a season in 4 bands
+    assert (lcs.meta.REDSHIFT_FINAL > 0).all() and (lcs.meta.MWEBV >= 0).all()
+
+
+def test_peak_flux_matches_sim_peakmag(sim):
+    from astropy.io import fits
+
+    out, _ = sim
+    head = fits.getdata(out / "TESTSIM-0001_HEAD.FITS")
+    lcs = read_unit(discover_paths([str(out)]).units[0])
+    bright = head[head["SIM_PEAKMAG_r"] < 21.5]
+    assert len(bright) > 10
+    checked = 0
+    for row in bright:
+        o = lcs.obs[(row["SNID"] == lcs.obs.SNID) & (lcs.obs.BAND == "r")]
+        near = o[np.abs(o.MJD - row["SIM_PEAKMJD"]) < 1.5]  # within ~0.2 mag of peak
+        if len(near) == 0:
+            continue
+        expected = 10 ** (-0.4 * row["SIM_PEAKMAG_r"] + 11)
+        assert near.FLUXCAL.max() == pytest.approx(expected, rel=0.3)
+        checked += 1
+    assert checked >= 3
+
+
+def test_physics_peak_distance_and_time_dilation():
+    ia = SUBTYPES["SNIa"]
+    params = {"rise": 18.0, "stretch": 1.0, "m_peak": -19.3}
+    assert rest_frame_mag(ia, np.array(0.0), params, np.array(4400.0)) == pytest.approx(-19.3)
+    assert distance_modulus(np.array(0.1)) == pytest.approx(38.3, abs=0.05)  # flat LCDM, H0=70
+    assert np.isinf(rest_frame_mag(ia, np.array(-19.0), params, np.array(4400.0)))  # before explosion
+    # Delta m15(B) = 1.1 (Phillips 1993)
+    assert rest_frame_mag(ia, np.array(15.0), params, np.array(4400.0)) == pytest.approx(-18.2)
+
+    def mag(z, days):
+        p = {"z": np.array([z]), "mu": distance_modulus(np.array([z])), "peak_mjd": np.array([0.0]),
+             "rise": np.array([18.0]), "stretch": np.array([1.0]), "m_peak": np.array([-19.3]),
+             "host_ebv": np.array([0.0]), "mwebv": np.array([0.0])}
+        w = np.array([[4400.0 * (1 + z)]])
+        return observed_mag(ia, np.array([[days]]), w, np.array([[1.0]]), p)[0, 0]
+
+    # 15 rest-frame days after peak is 15 (1+z) observed days
+    assert mag(0.5, 15 * 1.5) - mag(0.5, 0) == pytest.approx(1.1, abs=0.02)
+    # at z=0.5, peak brightness is M + mu - 2.5 log10(1+z) for the redshifted B band
+    assert mag(0.5, 0) == pytest.approx(-19.3 + distance_modulus(np.array(0.5)) - 2.5 * np.log10(1.5), abs=0.01)
+
+
+def test_deterministic_whatever_the_number_of_processes(tmp_path):
+    a = simulate(tmp_path / "A", 300, seed=3, per_file=100, jobs=1, progress=False, version="V")
+    b = simulate(tmp_path / "B", 300, seed=3, per_file=100, jobs=2, progress=False, version="V")
+    assert digest(a.folder) == digest(b.folder) and len(digest(a.folder)) == 6
+    c = simulate(tmp_path / "C", 300, seed=4, per_file=100, jobs=1, progress=False, version="V")
+    assert digest(c.folder) != digest(a.folder)
+
+
+def test_lsst_and_lowz_presets_and_gzip(tmp_path):
+    lsst = simulate(tmp_path / "L", 60, survey="lsst", seed=1, per_file=60, jobs=1, progress=False, gzip=True)
+    lcs = read_unit(discover_paths([str(lsst.folder)]).units[0])
+    assert lsst.head_files[0].name == "L-0001_HEAD.FITS.gz"
+    assert lcs.bands == ["Y", "g", "i", "r", "u", "z"] and lcs.obs.groupby("SNID").size().median() > 100
+    lowz = simulate(tmp_path / "Z", 60, survey="lowz", seed=1, per_file=60, jobs=1, progress=False)
+    lcs = read_unit(discover_paths([str(lowz.folder)]).units[0])
+    assert lcs.bands == ["G", "R", "g", "i", "r", "z"]
+    assert lcs.band_names["G"] == "ZTF-g/G" and lcs.band_to_wave["G"] == 4746.0
+    assert lcs.meta.REDSHIFT_FINAL.max() < 0.21
+
+
+def test_bad_input_and_no_silent_overwrite(tmp_path):
+    with pytest.raises(SimulationError, match="unknown survey 'hsc'"):
+        simulate(tmp_path / "x", 10, survey="hsc")
+    with pytest.raises(SimulationError, match="unknown class 'SNIz'"):
+        parse_mix("SNIa=0.5,SNIz=0.5")
+    with pytest.raises(SimulationError, match="positive"):
+        simulate(tmp_path / "x", 0)
+    assert parse_mix("SNIa=1,SNII=1") == pytest.approx({"SNIa": 0.5, "SNIIP": 0.375, "SNIIn": 0.0625, "SNIIL": 0.0625})
+    out = tmp_path / "S"
+    simulate(out, 20, seed=1, per_file=10, jobs=1, progress=False)
+    before = digest(out)
+    again = simulate(out, 20, seed=1, per_file=10, jobs=1, progress=False)  # same: resumed, kept
+    assert len(again.resumed_files) == 2 and digest(out) == before
+    with pytest.raises(SimulationError, match="different simulation .*seed"):
+        simulate(out, 20, seed=2, per_file=10, jobs=1, progress=False)
+    assert digest(out) == before
+    other = tmp_path / "O"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(SimulationError, match="not empty"):
+        simulate(other, 10, progress=False)
+    simulate(out, 10, seed=2, per_file=10, jobs=1, progress=False, force=True)
+    assert sorted(digest(out)) == ["S-0001_HEAD.FITS", "S-0001_PHOT.FITS"]
+
+
+def test_cli_simulate(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "simulate", "--out", str(tmp_path / "C"),
+                          "--n", "30", "--per-file", "15", "--seed", "2", "--mix", "SNIa=0.5,SNII=0.5"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "wrote 30 light curves in 2 file(s)" in res.stdout and "SNIa: 15" in res.stdout
+    bad = subprocess.run([sys.executable, "-m", "scone_assets.cli", "simulate", "--out", str(tmp_path / "D"),
+                          "--survey", "hsc"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown survey 'hsc'" in bad.stderr
