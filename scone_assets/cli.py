@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from scone_assets.config import ConfigError, load_config
+from scone_assets.heatmaps.run import HeatmapError
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.model import SnanaReadError
 
@@ -54,6 +55,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heatmaps(args: argparse.Namespace) -> int:
+    from scone_assets.heatmaps.run import make_heatmaps
+
+    config = load_config(args.config_path)
+    results = make_heatmaps(config, backend=args.backend, jobs=args.jobs, force=args.force)
+    failed = 0
+    for r in results:
+        if r.status == "failed":
+            failed += 1
+            print(f"FAILED {r.unit} [{r.heatmap_set}]: {r.error}")
+            continue
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(r.skipped.items())) or "none"
+        print(f"{r.status:12s} {r.unit} [{r.heatmap_set}]: {r.written} heatmaps, skipped: {skipped}"
+              + (f", {r.per_minute:.0f} heatmaps/min" if r.status == "done" else ""))
+    print(f"heatmaps in {config.heatmaps_path}")
+    return 1 if failed and failed == len(results) else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: a DES-like simulation made here, then read back."""
     from scone_assets.inspect import format_summary, summarize
@@ -93,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_simulate)
 
+    p = sub.add_parser("heatmaps", help="make GP heatmaps (SCONE's create_heatmaps step)")
+    p.add_argument("--config_path", required=True)
+    p.add_argument("--backend", choices=["fast", "george"], default=None, help="GP back-end (default: fast)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--force", action="store_true", help="remake finished units")
+    _common(p)
+    p.set_defaults(func=cmd_heatmaps)
+
     p = sub.add_parser("demo", help="run the main job on the embedded default data")
     p.add_argument("--out", default="demo_output")
     p.add_argument("--n", type=int, default=3000, help="light curves in the embedded default")
@@ -109,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("default")
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, SnanaReadError, SimulationError) as exc:
+    except (ConfigError, SnanaReadError, SimulationError, HeatmapError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

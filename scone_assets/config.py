@@ -58,6 +58,9 @@ class SconeConfig(BaseModel):
     has_peakmjd: bool = True
     early_lightcurves: bool | list[float] = False
     early_lightcurves_mixed: bool = False
+    gp_backend: Literal["fast", "george"] = "fast"
+    mw_correction: Literal["flux", "scone", "none"] = "flux"  # see heatmaps/grid.py
+    jobs: int | None = Field(None, ge=1)
 
     # model and training
     mode: Literal["train", "predict"] = "train"

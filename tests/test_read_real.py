@@ -114,3 +114,20 @@ def test_simulation_folder_list_and_readme(des_sim, lowz_real):
         metadata_paths=[str(des_sim / "DES_Ia-0001_HEAD.FITS")],
         lcdata_paths=[str(des_sim / "DES_Ia-0001_PHOT.FITS")]))
     assert len(found.units) == 1 and len(read_unit(found.units[0])) == 200
+
+
+def test_any_fsspec_url(des_sim, snpcc):
+    import fsspec
+
+    from scone_assets.config import SconeConfig
+    from scone_assets.snana.read import discover
+
+    mem = fsspec.filesystem("memory")
+    for name in ("DES_Ia-0001_HEAD.FITS", "DES_Ia-0001_PHOT.FITS"):
+        mem.pipe(f"/remote/DES/{name}", (des_sim / name).read_bytes())
+    mem.pipe("/remote/DES/DES_SN339520.DAT", (snpcc / "DES_SN339520.DAT").read_bytes())
+    found = discover(SconeConfig(input_path="memory://remote/DES"))
+    assert [u.kind for u in found.units] == ["fits", "text"] and not found.errors
+    assert len(read_unit(found.units[0])) == 200
+    text = read_unit(found.units[1])
+    assert list(text.meta.SNID) == [339520] and text.meta.TYPE_NAME[0] == "SNII"

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from scone_assets.atomic import atomic_write_text
 from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
 from scone_assets.simulate.generate import class_slots, simulate_file
 from scone_assets.simulate.surveys import get_survey
-from scone_assets.snana.write import atomic_write_text, write_fits_pair, write_list, write_readme
+from scone_assets.snana.write import write_fits_pair, write_list, write_readme
 
 MANIFEST = ".scone_sim.json"
 

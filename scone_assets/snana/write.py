@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,35 +19,9 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
+from scone_assets.atomic import atomic_write_bytes, atomic_write_text
 from scone_assets.snana.fits_read import SEPARATOR_MJD
 from scone_assets.snana.model import ZP_FLUXCAL
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def _column(name: str, values: pd.Series | np.ndarray) -> fits.Column:

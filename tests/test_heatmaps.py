@@ -1,0 +1,182 @@
+"""GP heatmaps: parity of the two back-ends on real SNANA light curves, the grid,
+skips, shards, re-runs, and bad files."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scone_assets.config import SconeConfig
+from scone_assets.extinction import ccm89
+from scone_assets.heatmaps.gp import fit_fast, fit_george, predict_fast, predict_george
+from scone_assets.heatmaps.grid import (
+    GridSpec,
+    SkipLightCurve,
+    correct_milky_way,
+    prepare,
+    trigger_mjd,
+)
+from scone_assets.heatmaps.run import make_heatmaps
+from scone_assets.heatmaps.shards import decode_image, read_shard, record_id
+from scone_assets.simulate.run import simulate
+from scone_assets.snana.read import discover_paths, read_unit
+
+DES = {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}
+
+
+@pytest.mark.parametrize("folder,n", [("DES_SIM", 15), ("LSST_SIM", 8), ("LOWZ_REAL", 8)])
+def test_backends_agree_on_real_light_curves(folder, n, request):
+    path = request.getfixturevalue({"DES_SIM": "des_sim", "LSST_SIM": "lsst_sim", "LOWZ_REAL": "lowz_real"}[folder])
+    lcs = read_unit(discover_paths([str(path)]).units[0])
+    spec = GridSpec()
+    agree_params, agree_image = 0, 0
+    for row, obs in list(lcs.iter_lightcurves())[:n]:
+        p = prepare(obs.MJD.to_numpy(), obs.BAND.to_numpy(), obs.FLUXCAL.to_numpy(), obs.FLUXCALERR.to_numpy(),
+                    lcs.band_to_wave, row.PEAKMJD, spec)
+        ff, fg = fit_fast(p.t, p.w, p.flux, p.err), fit_george(p.t, p.w, p.flux, p.err)
+        agree_params += np.all(np.abs(np.exp(ff.params - fg.params) - 1) < 0.05)
+        mf, sf = predict_fast(p.t, p.w, p.flux, p.err, ff.params, p.grid_t, spec.wavelengths)
+        mg, sg = predict_george(p.t, p.w, p.flux, p.err, fg.params, p.grid_t, spec.wavelengths)
+        assert mf.shape == (32, 180) and sf.shape == (32, 180)
+        peak = np.abs(p.flux).max()
+        agree_image += np.median(np.abs(mf - mg)) < 0.01 * peak and np.median(np.abs(sf - sg)) < 0.01 * peak
+        # with the same hyperparameters, every pixel matches george (no float32 shortcuts)
+        mg2, sg2 = predict_george(p.t, p.w, p.flux, p.err, ff.params, p.grid_t, spec.wavelengths)
+        assert np.max(np.abs(mf - mg2)) < 1e-6 * peak and np.max(np.abs(sf - sg2)) < 1e-6 * peak
+    assert agree_params >= 0.95 * n and agree_image >= 0.95 * n
+
+
+def test_prepare_anchors_grid_and_configured_bins():
+    mjd = np.array([100.0, 110.0, 120.0, 130.0, 140.0])
+    band = np.array(["g", "r", "i", "z", "Q"])  # Q is not a known band: dropped
+    flux = np.array([10.0, 50.0, 40.0, 20.0, 5.0])
+    err = np.ones(5)
+    spec = GridSpec(num_wavelength_bins=16, num_mjd_bins=40)
+    p = prepare(mjd, band, flux, err, DES, 115.0, spec)
+    assert p.n_obs == 4
+    assert list(p.t[-2:]) == [0.0, 230.0] and list(p.w[-2:]) == [7828.0, 7828.0]  # third band: i
+    assert list(p.flux[-2:]) == [0.0, 0.0] and list(p.err[-2:]) == [0.1, 0.1]
+    assert len(p.grid_t) == 40 and p.grid_t[0] == 85.0 and p.grid_t[-1] == 265.0
+    assert len(spec.wavelengths) == 16 and spec.wavelengths[0] == 3000 and spec.wavelengths[-1] == 10100
+    # without a usable peak the grid spans the light curve
+    p = prepare(mjd, band, flux, err, DES, np.nan, spec)
+    assert p.grid_t[0] == 100.0 and p.grid_t[-1] == 130.0
+
+
+def test_trigger_and_early_window():
+    mjd = np.array([0.0, 10.0, 10.5, 12.0, 20.0, 30.0, 60.0])
+    flux = np.array([1.0, 60.0, 70.0, 80.0, 90.0, 50.0, 30.0])
+    err = np.full(7, 10.0)  # S/N > 5 from day 10; trigger is the first more than a day later: 12
+    assert trigger_mjd(mjd, flux, err) == 12.0
+    p = prepare(mjd, np.array(["g", "r", "i", "z", "g", "r", "i"]), flux, err, DES, 20.0, GridSpec(), early_days=5.0)
+    assert p.n_obs == 4  # days 0, 10, 10.5, 12: within [12 - 20, 12 + 5]
+    assert p.grid_t[0] == -8.0 and p.grid_t[-1] == 17.0
+    with pytest.raises(SkipLightCurve, match="no trigger"):
+        prepare(mjd, np.array(["g"] * 7), np.ones(7), err, DES, 20.0, GridSpec(), early_days=5.0)
+
+
+@pytest.mark.parametrize("flux,err,band,peak,reason", [
+    ([1.0, np.nan, np.inf], [1.0, 1.0, 1.0], "ggg", 1.0, "non-finite values"),
+    ([1.0, 2.0, 3.0], [1.0, 0.0, 1.0], "ggg", 1.0, "zero or negative flux errors"),
+    ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], "gQQ", 1.0, "fewer than 2 observations in known bands"),
+    ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], "ggg", 900.0, "peak outside the data"),
+])
+def test_bad_light_curves_are_skipped_with_a_reason(flux, err, band, peak, reason):
+    with pytest.raises(SkipLightCurve, match=reason):
+        prepare(np.array([0.0, 1.0, 2.0]), np.array(list(band)), np.array(flux), np.array(err), DES, peak, GridSpec())
+
+
+def test_milky_way_correction_modes():
+    waves = np.array([4000.0, 8000.0])
+    mean, std = np.full((2, 3), 100.0), np.full((2, 3), 10.0)
+    a = ccm89(waves, 0.1)
+    m, s = correct_milky_way(mean, std, 0.1, waves, "flux")
+    np.testing.assert_allclose(m[:, 0], 100 * 10 ** (0.4 * a))
+    np.testing.assert_allclose(s[:, 0], 10 * 10 ** (0.4 * a))
+    m, s = correct_milky_way(mean, std, 0.1, waves, "scone")  # the reference's unit error, for comparison
+    np.testing.assert_allclose(m[:, 0], 100 + a)
+    # CCM89 anchors: A_V = 3.1 E(B-V) at 5500 A, A_B ~ 4.1 E(B-V) at 4400 A
+    assert ccm89(np.array([5495.0]), 1.0)[0] == pytest.approx(3.1, rel=0.01)
+    assert ccm89(np.array([4400.0]), 1.0)[0] == pytest.approx(4.1, rel=0.03)
+
+
+def test_scone_float64_images_decode():
+    img = np.arange(32 * 180 * 2, dtype=np.float64)
+    out = decode_image(img.tobytes(), (32, 180))
+    assert out.dtype == np.float32 and out[1, 2, 1] == img.reshape(32, 180, 2)[1, 2, 1]
+    assert record_id(1186139) == 1186139 and record_id("2019lbi") == record_id("2019lbi") > 0
+
+
+@pytest.fixture(scope="module")
+def sim_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hm") / "HMSIM"
+    simulate(out, 40, survey="des", seed=3, per_file=20, jobs=1, progress=False)
+    return out
+
+
+def test_shards_index_summary_and_reruns(sim_folder, tmp_path):
+    cfg = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=60)
+    res = make_heatmaps(cfg, jobs=2, progress=False)
+    assert [r.unit for r in res] == ["HMSIM__HMSIM-0001", "HMSIM__HMSIM-0002"]
+    assert all(r.status == "done" for r in res)
+    folder = res[0].folder
+    index = pd.read_parquet(folder / "index.parquet")
+    ok = index[index.status == "ok"]
+    assert res[0].written == len(ok) and len(index) == 20
+    records = list(read_shard(folder / "heatmaps.tfrecord", (32, 60)))
+    assert len(records) == len(ok)
+    assert [r["snid"] for r in records] == list(ok.SNID)
+    assert [r["label"] for r in records] == [int(t == "SNIa") for t in ok.TYPE_NAME]
+    assert records[0]["image"].shape == (32, 60, 2) and np.all(records[0]["image"][..., 1] >= 0)
+    assert records[0]["z"] == pytest.approx(ok.z.iloc[0], rel=1e-6)
+    summary = (folder / "heatmaps.summary").read_text()
+    assert "PROCESS_RATE:" in summary and "N_LC:" in summary and "GP_BACKEND:     fast" in summary
+    # a finished unit is not redone; other settings are refused; --force remakes
+    again = make_heatmaps(cfg, jobs=1, progress=False)
+    assert [r.status for r in again] == ["already done", "already done"]
+    other = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=50)
+    failed = make_heatmaps(other, jobs=1, progress=False)
+    assert failed[0].status == "failed" and "other settings" in failed[0].error
+    forced = make_heatmaps(other, jobs=1, progress=False, force=True)
+    assert [r.status for r in forced] == ["done", "done"]
+
+
+def test_string_snids_early_sets_and_a_bad_file(lowz_real, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("DES-SN5YR_LOWZ_HEAD.FITS.gz", "DES-SN5YR_LOWZ_PHOT.FITS.gz"):
+        shutil.copy(lowz_real / name, data / name)
+    (data / "BROKEN_HEAD.FITS").write_bytes(b"SIMPLE  = garbage")
+    (data / "BROKEN_PHOT.FITS").write_bytes(b"SIMPLE  = garbage")
+    cfg = SconeConfig(input_path=str(data), heatmaps_path=str(tmp_path / "h"), early_lightcurves=[5, 50])
+    res = make_heatmaps(cfg, jobs=2, progress=False)
+    by = {(r.unit, r.heatmap_set): r for r in res}
+    assert by[("data__BROKEN", "early_5d")].status == "failed"
+    assert "BROKEN_HEAD.FITS" in by[("data__BROKEN", "early_5d")].error
+    good5, good50 = by[("data__DES-SN5YR_LOWZ", "early_5d")], by[("data__DES-SN5YR_LOWZ", "early_50d")]
+    assert good5.status == good50.status == "done"
+    assert good5.written + sum(good5.skipped.values()) == 342
+    assert good50.written >= good5.written > 200
+    index = pd.read_parquet(good50.folder / "index.parquet")
+    assert "2004ef" in set(index.SNID) and set(index.early_days.dropna()) == {50.0}
+    rec = next(r for r in read_shard(good50.folder / "heatmaps.tfrecord", (32, 180)) if r["snid"] == "2004ef")
+    assert rec["id"] == record_id("2004ef") and rec["type_name"] == "SNIa" and rec["label"] == 1
+
+
+def test_cli_heatmaps(sim_folder, tmp_path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"input_path: {sim_folder}\nheatmaps_path: {tmp_path / 'h'}\n")
+    res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "heatmaps", "--config_path", str(cfg),
+                          "--jobs", "1", "--backend", "george"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "done         HMSIM__HMSIM-0001 [full]:" in res.stdout and "heatmaps/min" in res.stdout
+    assert "GP_BACKEND:     george" in (tmp_path / "h/full/HMSIM__HMSIM-0001/heatmaps.summary").read_text()
+    bad = tmp_path / "bad.yml"
+    bad.write_text(f"input_path: {sim_folder}\n")
+    res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "heatmaps", "--config_path", str(bad)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "heatmaps_path is required" in res.stderr
