@@ -58,7 +58,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_heatmaps(args: argparse.Namespace) -> int:
     from scone_assets.heatmaps.run import make_heatmaps
 
-    config = load_config(args.config_path)
+    config = load_config(args.config_path, **_overrides(args))
     results = make_heatmaps(config, backend=args.backend, jobs=args.jobs, force=args.force)
     failed = 0
     for r in results:
@@ -71,6 +71,84 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
               + (f", {r.per_minute:.0f} heatmaps/min" if r.status == "done" else ""))
     print(f"heatmaps in {config.heatmaps_path}")
     return 1 if failed and failed == len(results) else 0
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    if getattr(args, "debug_flag", None) is not None:
+        out["debug_flag"] = args.debug_flag
+    if getattr(args, "force_streaming", None):
+        out["force_streaming"] = True
+    if getattr(args, "verbose", False):
+        out["verbose_data_loading"] = True
+    return out
+
+
+def _catalogs(config):
+    from scone_assets.heatmaps.run import heatmap_sets
+    from scone_assets.model.loaders import find_unit_folders, load_catalog
+
+    if not config.heatmaps_path:
+        raise ConfigError("heatmaps_path is required (where `scone heatmaps` wrote the shards)")
+    catalogs = {}
+    for name, _ in heatmap_sets(config):
+        folders = find_unit_folders(config.heatmaps_path, name)
+        if not folders:
+            raise ConfigError(f"no finished heatmaps under {config.heatmaps_path}/{name}: run `scone heatmaps` first")
+        catalogs[name] = load_catalog(folders)
+    return catalogs
+
+
+def _band_map(catalogs) -> dict:
+    import json as _json
+
+    from scone_assets.heatmaps.shards import PARAMS
+
+    merged: dict = {}
+    for cat in catalogs.values():
+        for shard in cat.shards:
+            merged.update(_json.loads((Path(shard).parent / PARAMS).read_text()).get("band_to_wave", {}))
+    return merged
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from scone_assets.model.train import default_model_dir, train
+
+    config = load_config(args.config_path, **_overrides(args))
+    catalogs = _catalogs(config)
+    out = default_model_dir(config)
+    metrics = train(config, catalogs, out, band_to_wave=_band_map(catalogs))
+    t = metrics["test"]
+    print(f"trained model: {out}")
+    print(f"test set: {t['n']} light curves, accuracy {t['accuracy']:.3f}, AUC {t['auc']:.3f}, "
+          f"SN Ia purity {t['purity']:.3f}, efficiency {t['efficiency']:.3f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from scone_assets.model.loaders import load_catalog
+    from scone_assets.model.predict import predict
+
+    config = load_config(args.config_path, **_overrides(args))
+    if not config.trained_model:
+        raise ConfigError("predict needs trained_model (a model folder from `scone train`)")
+    catalogs = _catalogs(config)
+    from scone_assets.model.train import merge_catalogs
+
+    catalog = merge_catalogs(list(catalogs.values())) if len(catalogs) > 1 else load_catalog(
+        [Path(s).parent for s in next(iter(catalogs.values())).shards])
+    table = predict(config, catalog, config.trained_model)
+    path = config.output_predict_file or str(Path(config.effective_output_path()) / "predictions.csv")
+    print(f"predictions for {len(table)} light curves: {path} ({len(catalog.skipped)} skipped, listed beside it)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """SCONE's two quickstart steps in one: heatmaps, then train or predict by `mode`."""
+    rc = cmd_heatmaps(args)
+    if rc:
+        return rc
+    return cmd_train(args) if load_config(args.config_path).mode == "train" else cmd_predict(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -119,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="remake finished units")
     _common(p)
     p.set_defaults(func=cmd_heatmaps)
+
+    for name, func, text in (("train", cmd_train, "train the classifier on heatmaps"),
+                             ("predict", cmd_predict, "classify heatmaps with trained_model"),
+                             ("run", cmd_run, "heatmaps, then train or predict by the config's mode")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config_path", required=True)
+        if name == "run":
+            p.add_argument("--backend", choices=["fast", "george"], default=None)
+            p.add_argument("--jobs", type=int, default=None)
+            p.add_argument("--force", action="store_true")
+        _common(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("demo", help="run the main job on the embedded default data")
     p.add_argument("--out", default="demo_output")

@@ -73,6 +73,7 @@ class SconeConfig(BaseModel):
     max_per_type: int | None = Field(None, ge=1)
     with_z: bool = False
     seed: int = 42
+    early_stopping_patience: int | None = Field(None, ge=1)  # epochs without val_loss gain; best weights kept
 
     # performance and loading (SCONE's documented defaults)
     enable_balanced_mode: bool = True

@@ -132,7 +132,7 @@ def make_unit(lcs: LightCurves, unit: InputUnit, config: SconeConfig, pool: _Poo
               heatmap_set: str, truncation, backend: str, force: bool, progress: bool) -> UnitResult:
     spec = GridSpec(config.num_wavelength_bins, config.num_mjd_bins, config.has_peakmjd, config.mw_correction)
     folder = unit_folder(config.heatmaps_path, heatmap_set, unit.key)
-    params = _params(config, spec, backend, unit, heatmap_set)
+    params = _params(config, spec, backend, unit, heatmap_set) | {"band_to_wave": lcs.band_to_wave}
     if (folder / INDEX).exists() and (folder / PARAMS).exists() and not force:
         old = json.loads((folder / PARAMS).read_text())
         if old == params:
@@ -203,8 +203,9 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
     jobs = max(1, jobs or config.jobs or os.cpu_count() or 1)
     pool = _Pool(jobs)
     results: list[UnitResult] = []
+    fallback = training_band_map(config)
     try:
-        for unit, lcs in iter_inputs(config, units):
+        for unit, lcs in iter_inputs(config, units, fallback_band_to_wave=fallback):
             for heatmap_set, truncation in heatmap_sets(config):
                 if isinstance(lcs, SnanaReadError):
                     log.error("skipping %s: %s", unit.key, lcs)
@@ -220,6 +221,17 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
     finally:
         pool.close()
     return results
+
+
+def training_band_map(config: SconeConfig) -> dict[str, float] | None:
+    """In predict mode, the band map the model was trained with: used only for bands
+    the data itself does not place (SCONE's filter-set independence)."""
+    if config.mode != "predict" or not config.trained_model:
+        return None
+    meta = Path(config.trained_model) / "model_meta.json"
+    if not meta.is_file():
+        return None
+    return json.loads(meta.read_text()).get("band_to_wave") or None
 
 
 def remove_unit(heatmaps_path: str | Path, heatmap_set: str, unit_key: str) -> None:

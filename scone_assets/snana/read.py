@@ -246,6 +246,7 @@ def assemble(
     config: SconeConfig | None,
     labels: Mapping[str, str] | None,
     warnings: list[str],
+    fallback: Mapping[str, float] | None = None,
 ) -> LightCurves:
     """Shared by FITS and TEXT: type names, peak times, cleaning and skips."""
     snids = list(head["SNID"])
@@ -328,11 +329,18 @@ def assemble(
             config_map=config.band_to_wave if config else None,
             survey=survey,
             full_names=band_names,
+            fallback=fallback,
             source=source,
         )
     except BandError as exc:
         warnings.append(str(exc))
         band_to_wave = {}
+    if fallback and band_to_wave:
+        lo, hi = min(fallback.values()), max(fallback.values())
+        outside = sorted(b for b, w in band_to_wave.items() if not lo - 500 <= w <= hi + 500)
+        if outside:
+            warnings.append(f"{source}: band(s) {', '.join(outside)} lie outside the wavelengths the model "
+                            f"was trained on ({lo:.0f}-{hi:.0f} A)")
     return LightCurves(
         meta=meta, obs=obs, source=source, survey=survey, is_sim=is_sim,
         band_names=dict(band_names), band_to_wave=band_to_wave,
@@ -354,7 +362,8 @@ def _guess_survey(path: str, explicit: str | None, readme: ReadmeInfo | None, fo
 
 
 def read_unit(unit: InputUnit, config: SconeConfig | None = None,
-              labels: Mapping[str, str] | None = None) -> LightCurves:
+              labels: Mapping[str, str] | None = None,
+              fallback_band_to_wave: Mapping[str, float] | None = None) -> LightCurves:
     """Read one unit. A FITS unit that cannot be read raises `SnanaReadError`;
     bad TEXT files inside a unit are skipped and listed in `file_errors`."""
     readme = load_readme(unit.readme)
@@ -364,7 +373,8 @@ def read_unit(unit: InputUnit, config: SconeConfig | None = None,
         head, obs, info = read_fits_pair(head_path, phot_path)
         survey = _guess_survey(head_path, explicit_survey, readme, info["survey"])
         lcs = assemble(phot_path, head, obs, survey=survey, band_names=info["band_names"],
-                       readme=readme, config=config, labels=labels, warnings=info["warnings"])
+                       readme=readme, config=config, labels=labels, warnings=info["warnings"],
+                       fallback=fallback_band_to_wave)
         lcs.source = head_path
         lcs.meta["SOURCE_FILE"] = head_path
         return lcs
@@ -403,7 +413,7 @@ def read_unit(unit: InputUnit, config: SconeConfig | None = None,
         columns=["SNID", "MJD", "BAND", "FLUXCAL", "FLUXCALERR"])
     survey = _guess_survey(unit.files[0], explicit_survey, readme, found_survey)
     lcs = assemble(unit.key, head, obs, survey=survey, band_names=band_names, readme=readme,
-                   config=config, labels=labels, warnings=[])
+                   config=config, labels=labels, warnings=[], fallback=fallback_band_to_wave)
     source_by_snid = dict(zip([r["SNID"] for r in rows], sources, strict=True))
     lcs.meta["SOURCE_FILE"] = lcs.meta["SNID"].map(source_by_snid)
     lcs.file_errors = file_errors
@@ -412,7 +422,8 @@ def read_unit(unit: InputUnit, config: SconeConfig | None = None,
     return lcs
 
 
-def iter_inputs(config: SconeConfig, units: list[InputUnit] | None = None
+def iter_inputs(config: SconeConfig, units: list[InputUnit] | None = None,
+                fallback_band_to_wave: Mapping[str, float] | None = None
                 ) -> Iterator[tuple[InputUnit, LightCurves | SnanaReadError]]:
     """Stream every unit: a result, or the error that names the bad file; never stops early."""
     found = discover(config) if units is None else Discovery(units=units)
@@ -421,6 +432,6 @@ def iter_inputs(config: SconeConfig, units: list[InputUnit] | None = None
         yield InputUnit(_safe_key(err.path), "error", [err.path]), err
     for unit in found.units:
         try:
-            yield unit, read_unit(unit, config, labels)
+            yield unit, read_unit(unit, config, labels, fallback_band_to_wave)
         except SnanaReadError as exc:
             yield unit, exc

@@ -1,0 +1,205 @@
+"""Getting heatmaps to the network: all in memory, or streamed from the shards.
+
+The choice follows the rules SCONE documents for its users (see `plan_loading`).
+Either way each image is divided by the maximum of its flux channel (1 when
+that maximum is not positive), and labels come from the record's `type_name`,
+so one set of shards serves binary and categorical models.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scone_assets.config import SconeConfig
+from scone_assets.heatmaps.shards import INDEX, PARAMS, SHARD
+
+log = logging.getLogger(__name__)
+
+MB, GB = 1 << 20, 1 << 30
+
+
+@dataclass
+class HeatmapCatalog:
+    """Every heatmap that exists under a set of unit folders, from their indexes."""
+
+    index: pd.DataFrame  # status == ok rows, with `shard` (path) added
+    skipped: pd.DataFrame  # every other row: SNID, status, shard folder
+    shape: tuple[int, int]
+    total_bytes: int
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shards(self) -> list[str]:
+        return sorted(self.index["shard"].unique())
+
+
+def find_unit_folders(heatmaps_path: str | Path, heatmap_set: str = "full") -> list[Path]:
+    root = Path(heatmaps_path) / heatmap_set
+    return sorted(p.parent for p in root.glob(f"*/{INDEX}"))
+
+
+def load_catalog(folders: list[Path]) -> HeatmapCatalog:
+    import json
+
+    ok, bad, shapes, total = [], [], set(), 0
+    for folder in folders:
+        params = json.loads((folder / PARAMS).read_text())
+        shapes.add((params["num_wavelength_bins"], params["num_mjd_bins"]))
+        idx = pd.read_parquet(folder / INDEX)
+        idx["shard"] = str(folder / SHARD)
+        ok.append(idx[idx.status == "ok"])
+        bad.append(idx[idx.status != "ok"])
+        total += (folder / SHARD).stat().st_size
+    if len(shapes) > 1:
+        raise ValueError(f"heatmaps of different shapes cannot be mixed: {sorted(shapes)}")
+    if not shapes:
+        raise ValueError("no finished heatmap units found (run `scone heatmaps` first)")
+    cat = pd.concat(ok, ignore_index=True) if ok else pd.DataFrame()
+    skipped = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame()
+    return HeatmapCatalog(cat, skipped, shapes.pop(), total)
+
+
+@dataclass
+class LoaderPlan:
+    kind: str  # "memory", "streaming" or "legacy"
+    threshold: int
+    micro_batching: bool
+    micro_batch_size: int
+    chunk_size: int
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_loading(config: SconeConfig, n_heatmaps: int, total_bytes: int) -> LoaderPlan:
+    """SCONE's documented rules.
+
+    - `enable_balanced_mode` (default): in memory below `streaming_threshold`
+      (75,000), streaming at or above it. The threshold adapts downward: average
+      record > 10 MB -> 5,000-50,000; total > 200 GB -> 10,000; > 100 GB -> 20,000;
+      > 40 GB -> 30,000.
+    - `enable_balanced_mode: false`: in memory, unless `enable_micro_batching` or an
+      explicit `memory_optimize: true` asks for minimum memory.
+    - `force_streaming`: streaming. `debug_flag: -901`: the legacy in-memory loader.
+    - Large data sets (at or above the threshold, forced streaming, or > 40 GB) get
+      `enable_micro_batching`, `micro_batch_size` 16 and `chunk_size` 400 unless set.
+    """
+    notes: list[str] = []
+    threshold = config.streaming_threshold
+    avg = total_bytes / n_heatmaps if n_heatmaps else 0
+    if avg > 10 * MB:
+        adapted = int(np.clip(50_000 * (10 * MB) / avg, 5_000, 50_000))
+        if adapted < threshold:
+            threshold = adapted
+            notes.append(f"average record {avg / MB:.1f} MB > 10 MB: streaming threshold {threshold}")
+    for limit, value in ((200 * GB, 10_000), (100 * GB, 20_000), (40 * GB, 30_000)):
+        if total_bytes > limit:
+            if value < threshold:
+                threshold = value
+                notes.append(f"total {total_bytes / GB:.0f} GB > {limit // GB} GB: streaming threshold {value}")
+            break
+    explicit = config.model_fields_set
+    if config.debug_flag == -901:
+        kind = "legacy"
+        notes.append("debug_flag -901: legacy in-memory loader")
+    elif config.force_streaming:
+        kind = "streaming"
+        notes.append("force_streaming: streaming")
+    elif config.enable_balanced_mode:
+        kind = "streaming" if n_heatmaps >= threshold else "memory"
+        notes.append(f"{n_heatmaps} heatmaps {'>=' if kind == 'streaming' else '<'} threshold {threshold}: {kind}")
+    elif config.enable_micro_batching or ("memory_optimize" in explicit and config.memory_optimize):
+        kind = "streaming"
+        notes.append("enable_balanced_mode false with a minimum-memory request: streaming")
+    else:
+        kind = "memory"
+        notes.append("enable_balanced_mode false: in memory (fast path)")
+    micro, micro_size, chunk = config.enable_micro_batching, config.micro_batch_size, config.chunk_size
+    large = n_heatmaps >= threshold or config.force_streaming or total_bytes > 40 * GB
+    if large:
+        auto = []
+        if "enable_micro_batching" not in explicit:
+            micro = True
+            auto.append("enable_micro_batching=true")
+        if "micro_batch_size" not in explicit:
+            micro_size = 16
+            auto.append("micro_batch_size=16")
+        if "chunk_size" not in explicit:
+            chunk = 400
+            auto.append("chunk_size=400")
+        if auto:
+            notes.append("large data set: auto-configured " + ", ".join(auto))
+    for n in notes:
+        log.info("loading: %s", n)
+    return LoaderPlan(kind, threshold, micro, micro_size, chunk, notes)
+
+
+# ---------------------------------------------------------------- tf.data parsing
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def parse_fn(shape: tuple[int, int]):
+    """A tf function: serialized record -> (image normalised, snid, type_name, z, z_err).
+    Accepts float32 (ours) and float64 (SCONE's) `image_raw`."""
+    tf = _tf()
+    features = {
+        "image_raw": tf.io.FixedLenFeature([], tf.string),
+        "z": tf.io.FixedLenFeature([], tf.float32, default_value=-9.0),
+        "z_err": tf.io.FixedLenFeature([], tf.float32, default_value=-9.0),
+        "id": tf.io.FixedLenFeature([], tf.int64),
+        "snid": tf.io.FixedLenFeature([], tf.string, default_value=""),
+        "type_name": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    n = shape[0] * shape[1] * 2
+
+    def parse(raw):
+        ex = tf.io.parse_single_example(raw, features)
+        raw_img = ex["image_raw"]
+        img = tf.cond(
+            tf.equal(tf.strings.length(raw_img), 4 * n),
+            lambda: tf.io.decode_raw(raw_img, tf.float32),
+            lambda: tf.cast(tf.io.decode_raw(raw_img, tf.float64), tf.float32),
+        )
+        img = tf.reshape(img, (shape[0], shape[1], 2))
+        peak = tf.reduce_max(img[..., 0])
+        img = img / tf.where(peak > 0, peak, tf.ones_like(peak))
+        snid = tf.where(tf.strings.length(ex["snid"]) > 0, ex["snid"], tf.strings.as_string(ex["id"]))
+        return img, snid, ex["type_name"], ex["z"], ex["z_err"]
+
+    return parse
+
+
+def records(shards: list[str], shape: tuple[int, int]):
+    """A tf.data.Dataset of parsed records, shards read and parsed in parallel."""
+    tf = _tf()
+    ds = tf.data.TFRecordDataset(shards, num_parallel_reads=tf.data.AUTOTUNE)
+    return ds.map(parse_fn(shape), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def load_arrays(catalog: HeatmapCatalog, snids: set[str] | None = None, batch: int = 512) -> dict:
+    """Every (selected) heatmap in NumPy arrays: the in-memory loader."""
+    images, ids, names, z, z_err = [], [], [], [], []
+    for img, snid, tname, zz, ze in records(catalog.shards, catalog.shape).batch(batch).as_numpy_iterator():
+        keep = np.ones(len(snid), bool) if snids is None else np.array([s.decode() in snids for s in snid])
+        images.append(img[keep])
+        ids += [s.decode() for s in snid[keep]]
+        names += [t.decode() for t in tname[keep]]
+        z.append(zz[keep])
+        z_err.append(ze[keep])
+    y, x = catalog.shape
+    return {
+        "image": np.concatenate(images) if images else np.zeros((0, y, x, 2), np.float32),
+        "snid": np.array(ids, dtype=object),
+        "type_name": np.array(names, dtype=object),
+        "z": np.concatenate(z) if z else np.zeros(0, np.float32),
+        "z_err": np.concatenate(z_err) if z_err else np.zeros(0, np.float32),
+    }

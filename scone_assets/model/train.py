@@ -1,0 +1,203 @@
+"""Train SCONE's classifier on heatmap shards and save everything needed to use it.
+
+The split is made on SNIDs before any data is loaded: stratified by label,
+seeded, and disjoint (SCONE's shuffle-then-take/skip on a re-shuffling
+tf.data pipeline can put one object in two sets). `class_balanced`
+undersamples every class to the rarest (or `max_per_type`); otherwise all data
+are kept and classes are weighted by inverse frequency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from scone_assets.atomic import atomic_write_text
+from scone_assets.config import ConfigError, SconeConfig
+from scone_assets.model.loaders import HeatmapCatalog, load_arrays, plan_loading, records
+from scone_assets.snana.types import IA
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+META_FILE = "model_meta.json"
+
+
+@dataclass
+class Labels:
+    classes: list[str]  # index -> class name; binary: ["nonIa", "SNIa"]
+    categorical: bool
+
+    def encode(self, type_names) -> np.ndarray:
+        names = np.asarray(type_names, dtype=object)
+        if not self.categorical:
+            return (names == IA).astype(np.int64)
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        return np.array([lookup[n] for n in names], dtype=np.int64)
+
+
+def make_labels(type_names, categorical: bool) -> Labels:
+    if not categorical:
+        return Labels(["nonIa", IA], False)
+    classes = sorted(set(type_names))
+    if len(classes) < 2:
+        raise ConfigError(f"categorical: true needs at least two classes in the heatmaps (found {classes})")
+    return Labels(classes, True)
+
+
+def split_snids(snids: np.ndarray, y: np.ndarray, config: SconeConfig) -> pd.DataFrame:
+    """SNID -> set ("train", "val", "test"), stratified and seeded; unused objects dropped."""
+    rng = np.random.default_rng(config.seed)
+    classes, counts = np.unique(y, return_counts=True)
+    keep_per_class = {c: n for c, n in zip(classes, counts, strict=True)}
+    if config.class_balanced:
+        floor = int(counts.min())
+        keep_per_class = {c: floor for c in classes}
+    if config.max_per_type:
+        keep_per_class = {c: min(n, config.max_per_type) for c, n in keep_per_class.items()}
+    rows = []
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        idx = rng.permutation(idx)[: keep_per_class[c]]
+        n = len(idx)
+        n_train = int(round(config.train_proportion * n))
+        n_val = int(round(config.val_proportion * n))
+        if config.train_proportion < 1 and n >= 3:
+            n_train = min(n_train, n - 2)
+            n_val = max(1, min(n_val, n - n_train - 1))
+        sets = np.array(["train"] * n_train + ["val"] * n_val + ["test"] * (n - n_train - n_val))
+        rows.append(pd.DataFrame({"SNID": snids[idx], "label": c, "set": sets}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def class_weights(y_train: np.ndarray, n_classes: int) -> dict[int, float]:
+    counts = np.bincount(y_train, minlength=n_classes).astype(float)
+    return {i: (len(y_train) / (n_classes * c) if c else 0.0) for i, c in enumerate(counts)}
+
+
+def _inputs(arrays: dict, idx: np.ndarray, with_z: bool):
+    img = arrays["image"][idx]
+    if not with_z:
+        return img
+    return {"image": img, "z": arrays["z"][idx, None], "z_err": arrays["z_err"][idx, None]}
+
+
+def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bool,
+            batch: int, shuffle: bool, seed: int):
+    """A tf.data pipeline over the shards for one set: objects outside it are filtered by SNID."""
+    import tensorflow as tf
+
+    members = split[split.set == which]
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(members.SNID.astype(str).tolist()),
+                                            tf.constant(members.label.astype(np.int64).to_numpy())), -1)
+    ds = records(catalog.shards, catalog.shape)
+    ds = ds.map(lambda img, snid, tname, z, ze: (img, table.lookup(snid), z, ze))
+    ds = ds.filter(lambda img, lab, z, ze: lab >= 0)
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    if with_z:
+        ds = ds.map(lambda img, lab, z, ze: ({"image": img, "z": z[None], "z_err": ze[None]}, lab))
+    else:
+        ds = ds.map(lambda img, lab, z, ze: (img, lab))
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str | Path, *,
+          band_to_wave: dict[str, float] | None = None, progress: bool = True) -> dict:
+    """Train on every heatmap set in `catalogs`, evaluate per set on the test objects,
+    and save the model folder. Returns the metrics."""
+    import keras
+    import tensorflow as tf
+
+    from scone_assets.model.evaluate import evaluate_and_report
+    from scone_assets.model.network import build_model
+    from scone_assets.model.predict import predict_stream
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    log.info("training on %s", f"{len(gpus)} GPU(s)" if gpus else "CPU")
+
+    catalog = merge_catalogs(list(catalogs.values()))
+    objects = catalog.index.drop_duplicates("SNID")
+    labels = make_labels(objects.TYPE_NAME, config.categorical)
+    split = split_snids(objects.SNID.astype(str).to_numpy(), labels.encode(objects.TYPE_NAME), config)
+    plan = plan_loading(config, len(catalog), catalog.total_bytes)
+    n_classes = len(labels.classes)
+    model = build_model(*catalog.shape, n_classes=n_classes, categorical=labels.categorical, with_z=config.with_z)
+    log.info("split (rows: set, columns: label):\n%s", split.groupby(["set", "label"]).size().unstack(fill_value=0))
+    y_train = split.loc[split.set == "train", "label"].to_numpy()
+    weights = None if config.class_balanced else class_weights(y_train, n_classes)
+    callbacks = []
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
+    t0 = time.time()
+    has_val = (split.set == "val").any()
+    if plan.kind in ("memory", "legacy"):
+        arrays = load_arrays(catalog, set(split.SNID))
+        which = split.set_index("SNID").set
+        row_set = np.array([which[s] for s in arrays["snid"]])
+        y = labels.encode(arrays["type_name"])
+        tr, va = np.flatnonzero(row_set == "train"), np.flatnonzero(row_set == "val")
+        history = model.fit(
+            _inputs(arrays, tr, config.with_z), y[tr], batch_size=config.batch_size,
+            epochs=config.num_epochs, class_weight=weights, callbacks=callbacks, shuffle=True,
+            validation_data=(_inputs(arrays, va, config.with_z), y[va]) if has_val else None,
+            verbose=1 if progress else 0)
+        del arrays
+    else:
+        train_ds = _stream(catalog, split, "train", config.with_z, config.batch_size, True, config.seed)
+        val_ds = _stream(catalog, split, "val", config.with_z, config.batch_size, False, config.seed)
+        history = model.fit(train_ds, validation_data=val_ds if has_val else None, epochs=config.num_epochs,
+                            class_weight=weights, callbacks=callbacks, verbose=1 if progress else 0)
+    seconds = time.time() - t0
+
+    model.save(out / MODEL_FILE)
+    meta = {
+        "classes": labels.classes, "categorical": labels.categorical, "with_z": config.with_z,
+        "shape": list(catalog.shape), "band_to_wave": band_to_wave or {},
+        "heatmap_sets": list(catalogs), "loader": plan.kind, "loader_notes": plan.notes,
+        "n_train": int((split.set == "train").sum()), "n_val": int((split.set == "val").sum()),
+        "n_test": int((split.set == "test").sum()), "train_seconds": seconds,
+    }
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=1))
+    atomic_write_text(out / "config.yml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    atomic_write_text(out / "history.json", json.dumps(hist, indent=1))
+    split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / "split.csv", index=False)
+
+    test = set(split.loc[split.set == "test", "SNID"])
+    per_set = {}
+    for name, cat in catalogs.items():
+        snids, types, probs = predict_stream(model, cat, test, config.with_z, config.balanced_batch_size)
+        per_set[name] = (snids, types, probs)
+    return evaluate_and_report(out, labels, per_set, hist, catalog)
+
+
+def merge_catalogs(catalogs: list[HeatmapCatalog]) -> HeatmapCatalog:
+    shapes = {c.shape for c in catalogs}
+    if len(shapes) != 1:
+        raise ConfigError(f"heatmap sets of different shapes cannot be trained together: {sorted(shapes)}")
+    return HeatmapCatalog(pd.concat([c.index for c in catalogs], ignore_index=True),
+                          pd.concat([c.skipped for c in catalogs], ignore_index=True),
+                          shapes.pop(), sum(c.total_bytes for c in catalogs))
+
+
+def default_model_dir(config: SconeConfig) -> Path:
+    return Path(config.effective_output_path()) / "trained_model"
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1

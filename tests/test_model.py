@@ -1,0 +1,163 @@
+"""The classifier: SCONE's network, loading rules, a disjoint seeded split, metrics,
+and real training and prediction on a small simulated set."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from scone_assets.config import ConfigError, SconeConfig
+from scone_assets.heatmaps.run import make_heatmaps
+from scone_assets.model import metrics
+from scone_assets.model.loaders import GB, MB, find_unit_folders, load_catalog, plan_loading
+from scone_assets.model.network import build_model
+from scone_assets.model.predict import load_trained, predict
+from scone_assets.model.train import split_snids, train
+from scone_assets.simulate.run import simulate
+
+
+def test_network_is_scones():
+    model = build_model(32, 180)
+    assert model.input_shape == (None, 32, 180, 2) and model.output_shape == (None, 1)
+    assert model.count_params() == 22449
+    assert [lay.name for lay in model.layers if "transpose" in lay.name] == [
+        "block1_transpose", "block2_transpose", "block3_transpose", "block4_transpose"]
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(5e-5)
+    cat = build_model(16, 40, n_classes=3, categorical=True, with_z=True)
+    assert cat.output_shape == (None, 3) and [i.name for i in cat.inputs] == ["image", "z", "z_err"]
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        build_model(16, 40, n_classes=1, categorical=True)
+
+
+def test_saved_model_loads_without_custom_objects(tmp_path):
+    model = build_model(8, 12)
+    x = np.random.default_rng(0).random((3, 8, 12, 2)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_loading_rules():
+    c = SconeConfig()
+    plan = plan_loading(c, 74_999, 1 * GB)
+    assert plan.kind == "memory" and not plan.micro_batching and plan.chunk_size == 1000
+    plan = plan_loading(c, 75_000, 3 * GB)
+    assert plan.kind == "streaming" and (plan.micro_batching, plan.micro_batch_size, plan.chunk_size) == (True, 16, 400)
+    assert any("auto-configured" in n for n in plan.notes)
+    assert plan_loading(c, 35_000, 45 * GB).kind == "streaming"  # > 40 GB: threshold 30,000
+    assert plan_loading(c, 15_000, 150 * GB).threshold == 20_000
+    assert plan_loading(c, 9_000, 250 * GB).threshold == 10_000
+    assert plan_loading(c, 1_000, 1_000 * 20 * MB).threshold == 25_000  # 20 MB records
+    assert plan_loading(SconeConfig(force_streaming=True), 10, 1).kind == "streaming"
+    assert plan_loading(SconeConfig(debug_flag=-901), 10**6, 1).kind == "legacy"
+    assert plan_loading(SconeConfig(enable_balanced_mode=False), 10**6, 1).kind == "memory"
+    assert plan_loading(SconeConfig(enable_balanced_mode=False, memory_optimize=True), 10, 1).kind == "streaming"
+    user = plan_loading(SconeConfig(micro_batch_size=8), 80_000, 1)
+    assert user.micro_batch_size == 8 and user.chunk_size == 400
+
+
+def test_split_is_disjoint_stratified_and_seeded():
+    snids = np.array([str(i) for i in range(1000)])
+    y = np.array([1] * 300 + [0] * 700)
+    s = split_snids(snids, y, SconeConfig(seed=3))
+    assert len(s) == 1000 and s.SNID.is_unique
+    counts = s.groupby(["set", "label"]).size()
+    assert counts["train", 1] == 240 and counts["train", 0] == 560 and counts["val", 1] == 30
+    assert s.equals(split_snids(snids, y, SconeConfig(seed=3)))
+    assert not s.equals(split_snids(snids, y, SconeConfig(seed=4)))
+    bal = split_snids(snids, y, SconeConfig(seed=3, class_balanced=True))
+    assert bal.groupby("label").size().to_dict() == {0: 300, 1: 300}
+    capped = split_snids(snids, y, SconeConfig(seed=3, max_per_type=100))
+    assert capped.groupby("label").size().to_dict() == {0: 100, 1: 100}
+
+
+def test_metrics_on_known_values():
+    y = np.array([1, 1, 0, 0, 1, 0])
+    p = np.array([0.9, 0.4, 0.35, 0.1, 0.8, 0.7])
+    assert metrics.roc_auc(y, p) == pytest.approx(8 / 9)
+    b = metrics.binary_metrics(y, p)
+    assert (b["accuracy"], b["purity"], b["efficiency"]) == (pytest.approx(4 / 6), pytest.approx(2 / 3), pytest.approx(2 / 3))
+    cm = metrics.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 2], 3)
+    assert cm.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 2]]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    simulate(root / "SIM", 400, survey="des", seed=2, per_file=200, mix="SNIa=0.5,SNII=0.5", jobs=1, progress=False)
+    cfg = SconeConfig(input_path=str(root / "SIM"), heatmaps_path=str(root / "h"), output_path=str(root / "out"),
+                      num_epochs=25, seed=1)
+    make_heatmaps(cfg, jobs=2, progress=False)
+    catalog = load_catalog(find_unit_folders(cfg.heatmaps_path))
+    result = train(cfg, {"full": catalog}, root / "out" / "trained_model", band_to_wave={"g": 4828.0}, progress=False)
+    return root, cfg, catalog, result
+
+
+def test_training_beats_chance_and_saves_everything(trained):
+    root, cfg, catalog, result = trained
+    folder = root / "out" / "trained_model"
+    t = result["test"]
+    assert t["n"] == 40 and t["accuracy"] > 0.8 and t["auc"] > 0.9
+    for name in ("model.keras", "model_meta.json", "config.yml", "history.json", "split.csv", "metrics.json",
+                 "roc.png", "confusion_matrix.png", "calibration.png", "training_curves.png",
+                 "example_heatmaps.png"):
+        assert (folder / name).is_file(), name
+    meta = json.loads((folder / "model_meta.json").read_text())
+    assert meta["classes"] == ["nonIa", "SNIa"] and meta["shape"] == [32, 180] and meta["loader"] == "memory"
+    assert meta["band_to_wave"] == {"g": 4828.0}
+    split = pd.read_csv(folder / "split.csv")
+    assert split.SNID.is_unique and split.groupby("set").size().to_dict() == {"test": 40, "train": 320, "val": 40}
+    hist = json.loads((folder / "history.json").read_text())
+    assert len(hist["loss"]) == 25 and hist["loss"][-1] < hist["loss"][0]
+
+
+def test_predict_csv_and_streaming_matches_memory(trained, tmp_path):
+    root, cfg, catalog, _ = trained
+    model_dir = root / "out" / "trained_model"
+    mem = predict(SconeConfig(mode="predict", trained_model=str(model_dir), output_path=str(tmp_path)), catalog,
+                  model_dir, tmp_path / "mem.csv")
+    streamed = predict(SconeConfig(mode="predict", trained_model=str(model_dir), force_streaming=True,
+                                   output_path=str(tmp_path)), catalog, model_dir, tmp_path / "stream.csv")
+    assert list(pd.read_csv(tmp_path / "mem.csv").columns) == ["SNID", "PROB_SCONE"]
+    assert len(mem) == 400
+    merged = mem.merge(streamed, on="SNID")
+    np.testing.assert_allclose(merged.PROB_SCONE_x, merged.PROB_SCONE_y, atol=1e-5)
+    assert (tmp_path / "mem.skipped.csv").is_file()
+
+
+def test_bad_model_inputs_are_named(trained, tmp_path):
+    root, cfg, catalog, _ = trained
+    with pytest.raises(ConfigError, match="has no model.keras"):
+        load_trained(tmp_path)
+    small = SconeConfig(input_path=cfg.input_path, heatmaps_path=str(tmp_path / "h16"), num_wavelength_bins=16,
+                        num_mjd_bins=40)
+    make_heatmaps(small, jobs=1, progress=False)
+    other = load_catalog(find_unit_folders(small.heatmaps_path))
+    with pytest.raises(ConfigError, match="16x40 but the model .* was trained on 32x180"):
+        predict(SconeConfig(mode="predict", trained_model=str(root / "out" / "trained_model")), other,
+                root / "out" / "trained_model", tmp_path / "p.csv")
+    only_ia = catalog.index[catalog.index.TYPE_NAME == "SNIa"]
+    from scone_assets.model.train import make_labels
+
+    with pytest.raises(ConfigError, match="at least two classes"):
+        make_labels(only_ia.TYPE_NAME, categorical=True)
+
+
+def test_categorical_with_redshift_trains_streaming(trained, tmp_path):
+    """SCONE's train() feeds only the image to its three-input with_z model; here it trains,
+    streamed from the shards, with one PROB_<TYPE> column per class in predictions."""
+    root, cfg, catalog, _ = trained
+    c = SconeConfig(input_path=cfg.input_path, heatmaps_path=cfg.heatmaps_path, output_path=str(tmp_path),
+                    num_epochs=2, categorical=True, with_z=True, force_streaming=True, seed=5)
+    result = train(c, {"full": catalog}, tmp_path / "m", progress=False)
+    assert result["categorical"]["classes"] == ["SNII", "SNIa"]
+    assert sum(v["n"] for v in result["categorical"]["per_class"].values()) == 40
+    meta = json.loads((tmp_path / "m" / "model_meta.json").read_text())
+    assert meta["loader"] == "streaming" and meta["with_z"] and meta["categorical"]
+    table = predict(SconeConfig(mode="predict", trained_model=str(tmp_path / "m")), catalog, tmp_path / "m",
+                    tmp_path / "p.csv")
+    assert list(table.columns) == ["SNID", "PROB_SCONE", "PROB_SNII", "PROB_SNIa"]
+    np.testing.assert_allclose(table.PROB_SNII + table.PROB_SNIa, 1.0, rtol=1e-5)
+    np.testing.assert_allclose(table.PROB_SCONE, table.PROB_SNIa)
