@@ -161,3 +161,40 @@ def test_categorical_with_redshift_trains_streaming(trained, tmp_path):
     assert list(table.columns) == ["SNID", "PROB_SCONE", "PROB_SNII", "PROB_SNIa"]
     np.testing.assert_allclose(table.PROB_SNII + table.PROB_SNIa, 1.0, rtol=1e-5)
     np.testing.assert_allclose(table.PROB_SCONE, table.PROB_SNIa)
+
+
+def test_cli_run_then_predict(tmp_path):
+    import subprocess
+    import sys
+
+    simulate(tmp_path / "S", 60, survey="des", seed=9, per_file=60, mix="SNIa=0.5,SNII=0.5", jobs=1, progress=False)
+    train_cfg = tmp_path / "train.yml"
+    train_cfg.write_text(f"input_path: {tmp_path / 'S'}\nheatmaps_path: {tmp_path / 'h'}\n"
+                         f"output_path: {tmp_path / 'out'}\nnum_epochs: 2\nseed: 3\n")
+    run = subprocess.run([sys.executable, "-m", "scone_assets.cli", "run", "--config_path", str(train_cfg),
+                          "--jobs", "1"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "trained model:" in run.stdout and "test set: 6 light curves" in run.stdout
+    pred_cfg = tmp_path / "predict.yml"
+    pred_cfg.write_text(f"input_path: {tmp_path / 'S'}\nheatmaps_path: {tmp_path / 'h'}\nmode: predict\n"
+                        f"trained_model: {tmp_path / 'out' / 'trained_model'}\n"
+                        f"output_predict_file: {tmp_path / 'p' / 'scone_predictions.csv'}\n")
+    res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "predict", "--config_path", str(pred_cfg), "-v"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "p" / "scone_predictions.csv")
+    assert len(table) == 60 and table.columns[0] == "SNID" and table.PROB_SCONE.between(0, 1).all()
+    missing = subprocess.run([sys.executable, "-m", "scone_assets.cli", "predict", "--config_path", str(train_cfg)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "trained_model" in missing.stderr
+
+
+def test_same_config_same_model_on_cpu(trained, tmp_path):
+    root, cfg, catalog, _ = trained
+    c = SconeConfig(input_path=cfg.input_path, heatmaps_path=cfg.heatmaps_path, num_epochs=2, seed=11)
+    train(c, {"full": catalog}, tmp_path / "a", progress=False)
+    train(c, {"full": catalog}, tmp_path / "b", progress=False)
+    assert (tmp_path / "a" / "split.csv").read_text() == (tmp_path / "b" / "split.csv").read_text()
+    wa = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
+    wb = keras.models.load_model(tmp_path / "b" / "model.keras").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))

@@ -38,9 +38,13 @@ def load_trained(model_dir: str | Path):
     return keras.models.load_model(folder / MODEL_FILE), meta
 
 
-def predict_stream(model, catalog: HeatmapCatalog, snids: set[str] | None, with_z: bool, batch: int):
-    """Batches from the shards through the model; memory stays flat."""
+def predict_stream(model, catalog: HeatmapCatalog, snids: set[str] | None, with_z: bool, batch: int,
+                   verbose: bool = False):
+    """Batches from the shards through the model; memory stays flat. `verbose` shows
+    progress with rate, ETA and resident memory."""
+    import psutil
     import tensorflow as tf
+    from tqdm.auto import tqdm
 
     ds = records(catalog.shards, catalog.shape)
     if snids is not None:
@@ -50,11 +54,18 @@ def predict_stream(model, catalog: HeatmapCatalog, snids: set[str] | None, with_
         ds = ds.filter(lambda img, snid, *_: table.lookup(snid) > 0)
     ds = ds.batch(batch).prefetch(tf.data.AUTOTUNE)
     out_snid, out_type, out_prob = [], [], []
+    total = len(snids) if snids is not None else len(catalog)
+    bar = tqdm(total=total, unit="heatmap", desc="predict (streaming)", disable=not verbose)
+    proc = psutil.Process()
     for img, snid, tname, z, ze in ds:
         inputs = {"image": img, "z": z[:, None], "z_err": ze[:, None]} if with_z else img
         out_prob.append(np.asarray(model(inputs, training=False)))
         out_snid += [s.decode() for s in snid.numpy()]
         out_type += [t.decode() for t in tname.numpy()]
+        bar.update(len(out_snid) - bar.n)
+        if verbose:
+            bar.set_postfix(rss=f"{proc.memory_info().rss / 2**20:.0f}MB", refresh=False)
+    bar.close()
     probs = np.concatenate(out_prob) if out_prob else np.zeros((0, 1))
     return np.array(out_snid, dtype=object), np.array(out_type, dtype=object), probs
 
@@ -69,7 +80,8 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
     batch = config.balanced_batch_size if plan.kind == "streaming" else config.batch_size
     if plan.kind == "streaming":
-        snids, _, probs = predict_stream(model, catalog, None, meta["with_z"], batch)
+        snids, _, probs = predict_stream(model, catalog, None, meta["with_z"], batch,
+                                         verbose=config.verbose_data_loading)
     else:
         arrays = load_arrays(catalog)
         inputs = arrays["image"] if not meta["with_z"] else {
