@@ -30,7 +30,14 @@ PER_SHARD = 1000
 
 
 def write_shards(root: Path, n: int) -> None:
-    from scone_assets.heatmaps.shards import INDEX, PARAMS, SHARD, encode_example, write_index, write_shard
+    from scone_assets.heatmaps.shards import (
+        INDEX,
+        PARAMS,
+        SHARD,
+        encode_example,
+        write_index,
+        write_shard,
+    )
 
     rng = np.random.default_rng(0)
     t = np.linspace(-3, 3, SHAPE[1])
