@@ -1,10 +1,45 @@
 """The scone-assets Dagster code location (`workspace.yaml` loads `defs`).
 
 The library under `scone_assets/` knows nothing of Dagster; the assets,
-partitions, IO managers, sensors and schedules that wrap it live under
-`scone_assets/defs/` and are collected here as they land.
+partitions, IO managers, resources, sensors, schedules, jobs and checks that
+wrap it live under `scone_assets/defs/`. Configuration comes from the
+environment: SCONE_TRAIN_CONFIG and SCONE_PREDICT_CONFIG (SCONE YAML files) and
+SCONE_OUTPUT_ROOT (where catalogs, heatmaps, models and predictions go).
 """
+
+import os
 
 import dagster as dg
 
-defs = dg.Definitions()
+from scone_assets.defs import assets
+from scone_assets.defs.io_managers import HeatmapIOManager, ModelIOManager, ParquetIOManager
+from scone_assets.defs.jobs import heatmaps_job, predict_job, train_job
+from scone_assets.defs.resources import SconeResource
+from scone_assets.defs.schedules import nightly_retrain
+from scone_assets.defs.sensors import new_simulations_sensor, retrain_sensor
+
+
+def build_defs(train_config: str, predict_config: str | None, output_root: str,
+               jobs: int | None = None) -> dg.Definitions:
+    scone = SconeResource(train_config_path=train_config, predict_config_path=predict_config,
+                          output_root=output_root, jobs=jobs)
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([assets]),
+        jobs=[heatmaps_job, train_job, predict_job],
+        schedules=[nightly_retrain],
+        sensors=[new_simulations_sensor, retrain_sensor],
+        resources={
+            "scone": scone,
+            "parquet_io_manager": ParquetIOManager(base_dir=os.path.join(output_root, "catalogs")),
+            "heatmap_io_manager": HeatmapIOManager(scone=scone),
+            "model_io_manager": ModelIOManager(base_dir=os.path.join(output_root, "models")),
+        },
+    )
+
+
+defs = build_defs(
+    train_config=os.environ.get("SCONE_TRAIN_CONFIG", "scone_train.yml"),
+    predict_config=os.environ.get("SCONE_PREDICT_CONFIG") or None,
+    output_root=os.environ.get("SCONE_OUTPUT_ROOT", "scone_output"),
+    jobs=int(os.environ["SCONE_JOBS"]) if os.environ.get("SCONE_JOBS") else None,
+)

@@ -112,9 +112,12 @@ def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bo
 
 
 def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str | Path, *,
-          band_to_wave: dict[str, float] | None = None, progress: bool = True) -> dict:
+          band_to_wave: dict[str, float] | None = None, progress: bool = True,
+          split: pd.DataFrame | None = None) -> dict:
     """Train on every heatmap set in `catalogs`, evaluate per set on the test objects,
-    and save the model folder. Returns the metrics."""
+    and save the model folder. Returns the metrics. `split` (SNID, label, set), e.g. the
+    platform's balanced catalog, replaces the split made here; objects without a heatmap
+    are left out of it."""
     import keras
     import tensorflow as tf
 
@@ -132,7 +135,11 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     catalog = merge_catalogs(list(catalogs.values()))
     objects = catalog.index.drop_duplicates("SNID")
     labels = make_labels(objects.TYPE_NAME, config.categorical)
-    split = split_snids(objects.SNID.astype(str).to_numpy(), labels.encode(objects.TYPE_NAME), config)
+    if split is None:
+        split = split_snids(objects.SNID.astype(str).to_numpy(), labels.encode(objects.TYPE_NAME), config)
+    else:
+        split = split.assign(SNID=split.SNID.astype(str))
+        split = split[split.SNID.isin(set(objects.SNID.astype(str)))].reset_index(drop=True)
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
     n_classes = len(labels.classes)
     model = build_model(*catalog.shape, n_classes=n_classes, categorical=labels.categorical, with_z=config.with_z)

@@ -1,0 +1,149 @@
+"""Where assets live, and how they come back.
+
+- Catalogs: Parquet, one file per partition.
+- Heatmaps: the library writes each partition's shard, index and summary under the
+  heatmaps root; loading returns a `HeatmapSet` whose loader is in memory or
+  streaming by SCONE's rules (`plan_loading`): the IO manager makes that choice.
+  Nothing is read until a consumer asks for arrays or a dataset.
+- Models: the Keras model folder; loading returns its path.
+"""
+
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from scone_assets.atomic import atomic_path, atomic_write_text
+from scone_assets.config import SconeConfig
+from scone_assets.defs.partitions import split_key
+from scone_assets.defs.resources import SconeResource
+from scone_assets.model.loaders import (
+    HeatmapCatalog,
+    LoaderPlan,
+    load_arrays,
+    load_catalog,
+    plan_loading,
+)
+
+
+def _safe(key: str) -> str:
+    return key.replace(":", "__").replace("/", "_")
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    base_dir: str
+
+    def _path(self, context, key: str | None) -> Path:
+        return Path(self.base_dir).joinpath(*context.asset_key.path) / f"{_safe(key) if key else 'all'}.parquet"
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        key = context.partition_key if context.has_partition_key else None
+        path = self._path(context, key)
+        with atomic_path(path) as tmp:
+            obj.to_parquet(tmp, index=False)
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": len(obj)})
+
+    def load_input(self, context: dg.InputContext):
+        """One partition's frame for a same-partition consumer; {partition: frame} for a consumer
+        of many partitions (e.g. the unpartitioned balanced catalog)."""
+        up = context.upstream_output
+        if not context.has_asset_partitions:
+            return pd.read_parquet(self._path(up, None))
+        frames = {k: pd.read_parquet(self._path(up, k)) for k in context.asset_partition_keys
+                  if self._path(up, k).exists()}
+        if context.has_partition_key and len(context.asset_partition_keys) == 1:
+            return next(iter(frames.values()))
+        return frames
+
+
+@dataclass
+class HeatmapSet:
+    """Heatmap shards of some partitions (and heatmap sets), with the loading choice for them."""
+
+    folders: list[tuple[str, str, Path]]  # (partition key, heatmap set, unit folder)
+    config: SconeConfig
+
+    def for_role(self, role: str) -> "HeatmapSet":
+        return HeatmapSet([f for f in self.folders if split_key(f[0])[0] == role], self.config)
+
+    def present(self) -> list[tuple[str, str, Path]]:
+        return [f for f in self.folders if (f[2] / "index.parquet").exists()]
+
+    def catalogs(self) -> dict[str, HeatmapCatalog]:
+        """One catalog per heatmap set (`full`, or one per early truncation)."""
+        by_set: dict[str, list[Path]] = {}
+        for _, name, folder in self.present():
+            by_set.setdefault(name, []).append(folder)
+        if not by_set:
+            raise dg.Failure("no materialized heatmap partitions to load")
+        return {name: load_catalog(folders) for name, folders in by_set.items()}
+
+    def catalog(self) -> HeatmapCatalog:
+        from scone_assets.model.train import merge_catalogs
+
+        return merge_catalogs(list(self.catalogs().values()))
+
+    def plan(self) -> LoaderPlan:
+        cat = self.catalog()
+        return plan_loading(self.config, len(cat), cat.total_bytes)
+
+    def arrays(self) -> dict:
+        """In-memory loader: every heatmap in NumPy arrays."""
+        return load_arrays(self.catalog())
+
+    def dataset(self, batch: int | None = None):
+        """Streaming loader: a batched, prefetched tf.data pipeline over the shards."""
+        import tensorflow as tf
+
+        from scone_assets.model.loaders import records
+
+        cat = self.catalog()
+        return records(cat.shards, cat.shape).batch(batch or self.config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def loader(self):
+        """What the rules pick: `arrays()` below the threshold, `dataset()` at or above it."""
+        plan = self.plan()
+        return (self.dataset() if plan.kind == "streaming" else self.arrays()), plan
+
+
+class HeatmapIOManager(dg.ConfigurableIOManager):
+    scone: dg.ResourceDependency[SconeResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
+        context.add_output_metadata({"folders": dg.MetadataValue.json([str(f) for f in obj["folders"]])})
+
+    def load_input(self, context: dg.InputContext) -> HeatmapSet:
+        from scone_assets.heatmaps.run import heatmap_sets, unit_folder
+
+        keys = context.asset_partition_keys if context.has_asset_partitions else []
+        folders = []
+        for key in keys:
+            role, unit = split_key(key)
+            cfg = self.scone.config(role)
+            folders += [(key, name, unit_folder(cfg.heatmaps_path, name, unit)) for name, _ in heatmap_sets(cfg)]
+        role = split_key(keys[0])[0] if keys else "train"
+        hs = HeatmapSet(folders, self.scone.config(role))
+        if hs.present():
+            plan = hs.plan()
+            context.log.info(f"heatmaps of {len(hs.present())} unit(s): {plan.kind} loader ({'; '.join(plan.notes)})")
+        return hs
+
+
+class ModelIOManager(dg.ConfigurableIOManager):
+    """The model folder is written by training; this records and returns where it is."""
+
+    base_dir: str
+
+    def handle_output(self, context: dg.OutputContext, obj: str) -> None:
+        pointer = Path(self.base_dir) / "trained_model.json"
+        atomic_write_text(pointer, json.dumps({"model_dir": str(obj), "run_id": context.run_id}))
+        context.add_output_metadata({"model_dir": dg.MetadataValue.path(str(obj))})
+
+    def load_input(self, context: dg.InputContext) -> Path:
+        pointer = Path(self.base_dir) / "trained_model.json"
+        if not pointer.exists():
+            raise dg.Failure("trained_model has not been materialized yet")
+        return Path(json.loads(pointer.read_text())["model_dir"])
