@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test lint venv clean-demo
+.PHONY: demo test lint venv ui clean-demo
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -22,6 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/system_deps.sh
 	$(PY) -m pytest
+
+ui: $(STAMP)
+	@test -f $(DEMO_DIR)/ui.env || { echo "run 'make demo' first: the UI shows the instance the demo made"; exit 1; }
+	set -a && . ./$(DEMO_DIR)/ui.env && set +a && $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scone_assets tests benchmarks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -151,18 +152,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     return cmd_train(args) if load_config(args.config_path).mode == "train" else cmd_predict(args)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: a DES-like simulation made here, then read back."""
-    from scone_assets.inspect import format_summary, summarize
-    from scone_assets.simulate.run import simulate
-    from scone_assets.snana.read import discover_paths
+def cmd_register(args: argparse.Namespace) -> int:
+    """Register the input units of the configs as Dagster partitions (no sensor needed)."""
+    from scone_assets.defs.demo import instance_for, register_partitions
+    from scone_assets.defs.resources import SconeResource
 
-    out = Path(args.out)
-    sim = simulate(out / "DEMO_DES", args.n, survey="des", seed=1, per_file=1000, jobs=args.jobs)
-    summary = summarize(discover_paths([str(sim.folder)]))
-    print(format_summary(summary))
-    (out / "inspect.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"\nsimulation: {sim.folder}\nsummary:    {out / 'inspect.json'}")
+    scone = SconeResource(train_config_path=args.config_path, predict_config_path=args.predict_config_path)
+    keys = scone.all_partition_keys()
+    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ConfigError("set DAGSTER_HOME (or --dagster_home) to the Dagster instance to register into")
+    new = register_partitions(instance_for(home), keys)
+    print(f"{len(keys)} partitions ({len(new)} new) in {home}:")
+    for k in keys:
+        print(f"  {k}{'  (new)' if k in new else ''}")
+    return 0
+
+
+DEMO_TRAIN = """input_path: {sims}
+num_epochs: 40
+early_stopping_patience: 10
+seed: 1
+"""
+DEMO_PREDICT = """input_path: {data}
+mode: predict
+trained_model: {model}
+"""
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the embedded default, headless, through Dagster: simulate, register the
+    partitions, materialize every asset, print the model's metrics and where predictions are."""
+    from scone_assets.definitions import build_defs
+    from scone_assets.defs.demo import instance_for, register_partitions, run_pipeline
+    from scone_assets.simulate.run import simulate
+
+    out = Path(args.out).resolve()
+    sims = simulate(out / "sims" / "DEMO_DES", args.n, survey="des", seed=1, per_file=1000, jobs=args.jobs)
+    data = simulate(out / "data" / "DEMO_SURVEY", max(100, args.n // 6), survey="des", seed=2, per_file=1000,
+                    gzip=True, jobs=args.jobs)
+    platform = out / "platform"
+    configs = out / "configs"
+    configs.mkdir(parents=True, exist_ok=True)
+    (configs / "train.yml").write_text(DEMO_TRAIN.format(sims=sims.folder))
+    (configs / "predict.yml").write_text(DEMO_PREDICT.format(
+        data=data.folder, model=platform / "train" / "trained_model"))
+    env = {"SCONE_TRAIN_CONFIG": str(configs / "train.yml"), "SCONE_PREDICT_CONFIG": str(configs / "predict.yml"),
+           "SCONE_OUTPUT_ROOT": str(platform)}
+    os.environ.update(env)
+    defs = build_defs(env["SCONE_TRAIN_CONFIG"], env["SCONE_PREDICT_CONFIG"], env["SCONE_OUTPUT_ROOT"], jobs=args.jobs)
+    instance = instance_for(out / "dagster_home")
+    keys = defs.resources["scone"].all_partition_keys()
+    register_partitions(instance, keys)
+    result = run_pipeline(defs, instance, keys)
+    (out / "ui.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()) + f"DAGSTER_HOME={out / 'dagster_home'}\n")
+    m = result["metrics"]
+    print(f"\nmodel: accuracy {m['accuracy']:.3f}, AUC {m['auc']:.3f}, SN Ia purity {m['purity']:.3f}, "
+          f"efficiency {m['efficiency']:.3f} on {m['n_test']} test light curves; checks {result['checks']}")
+    print(f"model folder: {platform / 'train' / 'trained_model'} (metrics.json, roc.png, confusion_matrix.png)")
+    print(f"predictions: {platform / 'predict' / 'predictions.csv'}")
+    print("see it all in the Dagster UI: make ui")
     return 0
 
 
@@ -210,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         p.set_defaults(func=func)
 
+    p = sub.add_parser("register", help="register input units as Dagster partitions (for CLI backfills)")
+    p.add_argument("--config_path", required=True, help="the train config")
+    p.add_argument("--predict_config_path", default=None, help="the predict config")
+    p.add_argument("--dagster_home", default=None, help="the Dagster instance (default: $DAGSTER_HOME)")
+    p.set_defaults(func=cmd_register)
+
     p = sub.add_parser("demo", help="run the main job on the embedded default data")
     p.add_argument("--out", default="demo_output")
     p.add_argument("--n", type=int, default=3000, help="light curves in the embedded default")
@@ -221,9 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("scone_assets").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     warnings.simplefilter("default")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(dagster|keras|tensorflow).*")
     try:
         return int(args.func(args) or 0)
     except (ConfigError, SnanaReadError, SimulationError, HeatmapError) as exc:

@@ -86,6 +86,7 @@ def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
     labels = make_labels(cat.TYPE_NAME, cfg.categorical)
     split = split_snids(cat.SNID.to_numpy(), labels.encode(cat.TYPE_NAME), cfg)
     out = split.merge(cat[["SNID", "TYPE_NAME", "REDSHIFT_FINAL", "partition"]], on="SNID")
+    out["label_name"] = [labels.classes[i] for i in out.label]
     before = cat.TYPE_NAME.value_counts().to_dict()
     after = out.TYPE_NAME.value_counts().to_dict()
     table = "| class | before | after |\n|---|---|---|\n" + "\n".join(

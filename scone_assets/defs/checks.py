@@ -24,8 +24,9 @@ accuracy_floor_spec = dg.AssetCheckSpec("accuracy_floor", asset="trained_model",
 
 
 def class_balance(split: pd.DataFrame) -> dg.AssetCheckResult:
+    """Over the classes the model learns (SN Ia / non-Ia when binary, the types when categorical)."""
     train = split[split.set == "train"]
-    fractions = train.TYPE_NAME.value_counts(normalize=True)
+    fractions = train.label_name.value_counts(normalize=True)
     worst = fractions.idxmin() if len(fractions) else None
     ok = len(fractions) >= 2 and fractions.min() >= CLASS_FLOOR
     return dg.AssetCheckResult(
