@@ -157,7 +157,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     from scone_assets.defs.demo import instance_for, register_partitions
     from scone_assets.defs.resources import SconeResource
 
-    scone = SconeResource(train_config_path=args.config_path, predict_config_path=args.predict_config_path)
+    scone = SconeResource(train_config_path=args.config_path, predict_config_path=args.predict_config_path,
+                          output_root=os.environ.get("SCONE_OUTPUT_ROOT"))
     keys = scone.all_partition_keys()
     home = args.dagster_home or os.environ.get("DAGSTER_HOME")
     if not home:
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("scone_assets").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("scone_assets").setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(dagster|keras|tensorflow).*")
     try:

@@ -60,9 +60,9 @@ def snana_files(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.O
 
 
 @dg.asset(partitions_def=snana_partitions, group_name="catalog", io_manager_key="parquet_io_manager",
-          kinds={"pandas", "parquet"}, ins={"snana_files": dg.AssetIn()},
+          kinds={"pandas", "parquet"}, deps=[snana_files],
           description="One row per light curve: SNID, type, redshift, PEAKMJD, MWEBV, number of observations.")
-def lightcurve_catalog(context: dg.AssetExecutionContext, scone: SconeResource, snana_files: dict) -> pd.DataFrame:
+def lightcurve_catalog(context: dg.AssetExecutionContext, scone: SconeResource) -> pd.DataFrame:
     _, lcs = _read(scone, context.partition_key)
     cat = lcs.meta[["SNID", "TYPE", "TYPE_NAME", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR", "PEAKMJD", "MWEBV",
                     "NOBS"]].copy()
@@ -97,9 +97,9 @@ def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
 
 
 @dg.asset(partitions_def=snana_partitions, group_name="heatmaps", io_manager_key="heatmap_io_manager",
-          kinds={"tensorflow"}, ins={"snana_files": dg.AssetIn()}, check_specs=[checks.heatmap_yield_spec],
+          kinds={"tensorflow"}, deps=[snana_files], check_specs=[checks.heatmap_yield_spec],
           description="GP heatmaps of one input unit: TFRecord shard, index and summary.")
-def heatmaps(context: dg.AssetExecutionContext, scone: SconeResource, snana_files: dict):
+def heatmaps(context: dg.AssetExecutionContext, scone: SconeResource):
     from scone_assets.heatmaps.run import _Pool, heatmap_sets, make_unit
     from scone_assets.model.evaluate import plot_examples
 

@@ -31,8 +31,8 @@ class SconeResource(dg.ConfigurableResource):
         if self.gp_backend:
             overrides["gp_backend"] = self.gp_backend
         cfg = load_config(path, **overrides)
-        if not cfg.heatmaps_path:
-            cfg.heatmaps_path = str(Path(cfg.effective_output_path()) / "heatmaps")
+        if not cfg.heatmaps_path and cfg.output_path:
+            cfg.heatmaps_path = str(Path(cfg.output_path) / "heatmaps")
         return cfg
 
     def roles(self) -> list[str]:

@@ -1,0 +1,83 @@
+"""The command lines users run: register partitions, materialize one, backfill many through the
+run queue (QueuedRunCoordinator + the real dagster-daemon), against a temporary DAGSTER_HOME."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from scone_assets.simulate.run import simulate
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def home(tmp_path):
+    simulate(tmp_path / "sims" / "CLI", 45, survey="des", seed=6, per_file=15, mix="SNIa=0.5,SNII=0.5",
+             jobs=1, progress=False)
+    (tmp_path / "train.yml").write_text(f"input_path: {tmp_path / 'sims' / 'CLI'}\n")
+    dh = tmp_path / "dagster_home"
+    dh.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dh / "dagster.yaml")
+    env = os.environ | {"DAGSTER_HOME": str(dh), "SCONE_TRAIN_CONFIG": str(tmp_path / "train.yml"),
+                        "SCONE_OUTPUT_ROOT": str(tmp_path / "out"), "SCONE_JOBS": "1"}
+    env.pop("SCONE_PREDICT_CONFIG", None)
+    return tmp_path, dh, env
+
+
+def sh(args, env, timeout=300):
+    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{args}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def test_register_materialize_and_backfill_through_the_queue(home):
+    tmp, dh, env = home
+    res = sh([str(BIN / "scone"), "register", "--config_path", str(tmp / "train.yml")], env)
+    assert "3 partitions (3 new)" in res.stdout
+    keys = [f"train:CLI__CLI-000{i}" for i in (1, 2, 3)]
+    sh([str(BIN / "dagster"), "asset", "materialize", "-m", "scone_assets.definitions", "--select", "heatmaps",
+        "--partition", keys[0]], env)
+    assert (tmp / "out" / "heatmaps" / "full" / "CLI__CLI-0001" / "heatmaps.tfrecord").is_file()
+
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sh([str(BIN / "dagster"), "job", "backfill", "-j", "heatmaps_job", "--partitions", ",".join(keys[1:]),
+            "--noprompt", "-w", "workspace.yaml", "-l", "scone_assets"], env)
+        os.environ["DAGSTER_HOME"] = str(dh)
+        instance = dg.DagsterInstance.get()
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
+            if len(runs) == 2 and all(r.is_finished for r in runs):
+                break
+            time.sleep(3)
+        runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
+        assert sorted(r.tags.get("dagster/partition") for r in runs) == keys[1:]
+        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
+        for key in keys[1:]:
+            unit = key.split(":")[1]
+            assert (tmp / "out" / "heatmaps" / "full" / unit / "index.parquet").is_file()
+        # --all: every registered partition, again through the queue
+        sh([str(BIN / "dagster"), "job", "backfill", "-j", "heatmaps_job", "--all", "all", "--noprompt",
+            "-w", "workspace.yaml", "-l", "scone_assets"], env)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
+            if len(runs) == 5 and all(r.is_finished for r in runs):
+                break
+            time.sleep(3)
+        runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
+        assert sorted(r.tags.get("dagster/partition") for r in runs[:3]) == keys
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        os.environ.pop("DAGSTER_HOME", None)
