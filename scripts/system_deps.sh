@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that some tests need (none yet beyond Python).
-# Later stages add slurm-wlm, munge and chromium here; as root they are
-# installed with apt-get, otherwise the tests that need them skip with a reason.
+# Debian packages some tests need: chromium (the Dagster UI test). As root they are
+# installed with apt-get when missing; otherwise the tests that need them skip with the
+# reason. Under CI (CI=true) a failed install fails the run.
 set -euo pipefail
-PACKAGES=(${SCONE_SYSTEM_PACKAGES:-})
+PACKAGES=(${SCONE_SYSTEM_PACKAGES:-chromium fonts-dejavu-core})
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "error: CI needs ${missing[*]} but is not running as root" >&2
+    exit 1
+  fi
   echo "note: not root; tests needing ${missing[*]} will be skipped"
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
+echo "installing ${missing[*]} with apt-get"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
