@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages some tests need: chromium (the Dagster UI test). As root they are
+# Debian packages some tests need: chromium (the Dagster UI test), slurm-wlm and munge
+# (the Slurm launcher tests start a one-node cluster). As root they are
 # installed with apt-get when missing; otherwise the tests that need them skip with the
 # reason. Under CI (CI=true) a failed install fails the run.
 set -euo pipefail
-PACKAGES=(${SCONE_SYSTEM_PACKAGES:-chromium fonts-dejavu-core})
+PACKAGES=(${SCONE_SYSTEM_PACKAGES:-chromium fonts-dejavu-core slurm-wlm munge})
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,262 @@
+"""Every Dagster run becomes a Slurm job.
+
+Configured in `dagster.yaml` under `run_launcher` (see `dagster.slurm.yaml`). For each
+run the launcher writes a job script (SBATCH lines from the config, the user's header
+file and per-run tags; then the environment set-up; then `exec dagster api
+execute_run` with the serialized arguments read from a file) and submits it with
+`sbatch --parsable`. The run is tagged with the Slurm job id. Run monitoring asks
+`check_run_worker_health`, which reads the job's state from `squeue`, then
+`scontrol show job`, then `sacct`; failures of those commands are retried and never
+reported as a dead worker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dagster import Field, Noneable, StringSource
+from dagster import _check as check
+from dagster._core.events import EngineEventData
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
+from dagster._grpc.types import ExecuteRunArgs
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
+
+JOB_ID_TAG = "slurm/job_id"
+TAG_OVERRIDES = {"slurm/partition": "partition", "slurm/time": "time_limit", "slurm/mem": "mem",
+                 "slurm/cpus_per_task": "cpus_per_task", "slurm/gpus": "gpus"}
+RUNNING_STATES = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED", "RESIZING",
+                  "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD", "REQUEUE_FED"}
+FAILED_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+                 "PREEMPTED", "REVOKED"}
+
+
+class SlurmCommandError(RuntimeError):
+    """A Slurm command failed (or could not reach the controller)."""
+
+
+class SlurmRunLauncher(RunLauncher, ConfigurableClass):
+    def __init__(self, inst_data: ConfigurableClassData | None = None, partition: str | None = None,
+                 time_limit: str | None = None, mem: str | None = None, cpus_per_task: int | None = None,
+                 gpus: str | None = None, account: str | None = None, qos: str | None = None,
+                 log_dir: str | None = None, env_setup: Sequence[str] | None = None,
+                 extra_sbatch_args: Sequence[str] | None = None, sbatch_header_path: str | None = None,
+                 command_retries: int = 3, retry_wait_seconds: float = 2.0):
+        self._inst_data = inst_data
+        self.partition = partition
+        self.time_limit = time_limit
+        self.mem = mem
+        self.cpus_per_task = cpus_per_task
+        self.gpus = gpus
+        self.account = account
+        self.qos = qos
+        self.log_dir = log_dir
+        self.env_setup = list(env_setup or [])
+        self.extra_sbatch_args = list(extra_sbatch_args or [])
+        self.sbatch_header_path = sbatch_header_path
+        self.command_retries = command_retries
+        self.retry_wait_seconds = retry_wait_seconds
+        super().__init__()
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        def opt(kind=StringSource, description=""):
+            return Field(Noneable(kind), is_required=False, default_value=None, description=description)
+
+        return {
+            "partition": opt(description="Slurm partition (sbatch --partition)"),
+            "time_limit": opt(description="wall-time limit, e.g. 04:00:00 (sbatch --time)"),
+            "mem": opt(description="memory per node, e.g. 16G (sbatch --mem)"),
+            "cpus_per_task": opt(int, "CPUs for the run (sbatch --cpus-per-task)"),
+            "gpus": opt(description="GPUs, e.g. 1 or a100:1 (sbatch --gpus)"),
+            "account": opt(description="sbatch --account"),
+            "qos": opt(description="sbatch --qos"),
+            "log_dir": opt(description="job scripts, argument files and logs (default: $DAGSTER_HOME/slurm)"),
+            "env_setup": Field([str], is_required=False, default_value=[],
+                               description="shell lines run before the run, e.g. module load, source venv"),
+            "extra_sbatch_args": Field([str], is_required=False, default_value=[],
+                                       description="more sbatch options, e.g. --constraint=cpu"),
+            "sbatch_header_path": opt(description="a file of #SBATCH lines to include (SCONE's sbatch_header_path)"),
+            "command_retries": Field(int, is_required=False, default_value=3),
+            "retry_wait_seconds": Field(float, is_required=False, default_value=2.0),
+        }
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]):
+        return cls(inst_data=inst_data, **config_value)
+
+    # ------------------------------------------------------------------ the job script
+
+    def _log_dir(self) -> Path:
+        path = Path(self.log_dir) if self.log_dir else Path(self._instance.root_directory) / "slurm"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def sbatch_options(self, tags: Mapping[str, str]) -> list[str]:
+        values = {name: getattr(self, name) for name in
+                  ("partition", "time_limit", "mem", "cpus_per_task", "gpus", "account", "qos")}
+        for tag, name in TAG_OVERRIDES.items():
+            if tags.get(tag):
+                values[name] = tags[tag]
+        flags = {"partition": "--partition", "time_limit": "--time", "mem": "--mem",
+                 "cpus_per_task": "--cpus-per-task", "gpus": "--gpus", "account": "--account", "qos": "--qos"}
+        return [f"{flags[k]}={v}" for k, v in values.items() if v not in (None, "")] + self.extra_sbatch_args
+
+    def job_script(self, run_id: str, args_file: Path, log_file: Path, entry_point: Sequence[str],
+                   tags: Mapping[str, str]) -> str:
+        lines = ["#!/bin/bash", f"#SBATCH --job-name=dagster-{run_id[:8]}", f"#SBATCH --output={log_file}",
+                 f"#SBATCH --error={log_file}"]
+        if self.sbatch_header_path:
+            header = Path(self.sbatch_header_path).read_text().splitlines()
+            lines += [ln for ln in header if ln.startswith("#SBATCH")]
+        lines += [f"#SBATCH {opt}" for opt in self.sbatch_options(tags)]
+        lines += ["", "set -e", f"# Dagster run {run_id}"] + self.env_setup
+        # the serialized arguments are read from a file, not put on the sbatch command line
+        lines += [f'exec {shlex.join(entry_point)} api execute_run "$(cat {shlex.quote(str(args_file))})"', ""]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ Slurm commands
+
+    def _slurm(self, args: Sequence[str], *, retry: bool = True) -> str:
+        attempts = self.command_retries if retry else 1
+        last = ""
+        for attempt in range(attempts):
+            try:
+                res = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                last = str(exc)
+            else:
+                if res.returncode == 0:
+                    return res.stdout
+                last = (res.stderr or res.stdout).strip()
+                if "Invalid job id" in last:
+                    raise SlurmCommandError(last)
+            if attempt < attempts - 1:
+                time.sleep(self.retry_wait_seconds * (attempt + 1))
+        raise SlurmCommandError(f"{' '.join(args[:2])} failed: {last}")
+
+    def job_state(self, job_id: str) -> str | None:
+        """The job's state from squeue, else scontrol, else sacct; None if Slurm has forgotten it.
+        Raises SlurmCommandError when the commands keep failing (a transient problem)."""
+        errors = []
+        try:
+            out = self._slurm(["squeue", "-h", "-j", job_id, "-o", "%T"]).strip()
+            if out:
+                return out.split()[0]
+        except SlurmCommandError as exc:
+            errors.append(str(exc))
+        try:
+            out = self._slurm(["scontrol", "show", "job", job_id])
+            m = re.search(r"JobState=(\w+)", out)
+            if m:
+                return m.group(1)
+        except SlurmCommandError as exc:
+            if "Invalid job id" not in str(exc):
+                errors.append(str(exc))
+        try:
+            out = self._slurm(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"], retry=False).strip()
+            if out and "disabled" not in out:
+                return out.split()[0].rstrip("+")
+        except SlurmCommandError as exc:
+            errors.append(str(exc))
+        if len(errors) >= 2:
+            raise SlurmCommandError("; ".join(errors))
+        return None
+
+    # ------------------------------------------------------------------ RunLauncher
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        origin = check.not_none(context.job_code_origin)
+        log_dir = self._log_dir()
+        args_file = log_dir / f"{run.run_id}.args.json"
+        log_file = log_dir / f"{run.run_id}.log"
+        script_file = log_dir / f"{run.run_id}.sbatch"
+        args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=self._instance.get_ref(),
+                              set_exit_code_on_failure=True)
+        args_file.write_text(serialize_value(args))
+        entry = [origin.executable_path, "-m", "dagster"]
+        script_file.write_text(self.job_script(run.run_id, args_file, log_file, entry, run.tags))
+        res = subprocess.run(["sbatch", "--parsable", str(script_file)], capture_output=True, text=True, timeout=120)
+        if res.returncode != 0 or not res.stdout.strip():
+            message = f"sbatch failed: {(res.stderr or res.stdout).strip()}"
+            self._instance.report_engine_event(message, run, EngineEventData({"job script": str(script_file)}),
+                                               cls=self.__class__)
+            self._instance.report_run_failed(run, message)
+            return
+        job_id = res.stdout.strip().split(";")[0]
+        self._instance.add_run_tags(run.run_id, {JOB_ID_TAG: job_id})
+        self._instance.report_engine_event(
+            f"Submitted Slurm job {job_id}", run,
+            EngineEventData({"Slurm job id": job_id, "log": str(log_file), "job script": str(script_file)}),
+            cls=self.__class__)
+
+    def _job_id(self, run) -> str | None:
+        return run.tags.get(JOB_ID_TAG) if run else None
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        job_id = self._job_id(run)
+        if not job_id:
+            return False
+        self._instance.report_run_canceling(run)
+        try:
+            self._slurm(["scancel", job_id])
+        except SlurmCommandError as exc:
+            self._instance.report_engine_event(f"scancel {job_id} failed: {exc}", run, cls=self.__class__)
+            return False
+        return True
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run) -> CheckRunHealthResult:
+        job_id = self._job_id(run)
+        if not job_id:
+            return CheckRunHealthResult(WorkerStatus.NOT_FOUND, "no Slurm job id tag on the run")
+        try:
+            state = self.job_state(job_id)
+        except SlurmCommandError as exc:  # transient: never a dead worker
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"Slurm did not answer: {exc}")
+        if state is None:
+            return CheckRunHealthResult(WorkerStatus.NOT_FOUND, f"Slurm job {job_id} is unknown to Slurm")
+        if state in RUNNING_STATES:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, f"Slurm job {job_id} is {state}")
+        if state == "COMPLETED":
+            return CheckRunHealthResult(WorkerStatus.SUCCESS, f"Slurm job {job_id} COMPLETED")
+        if state in FAILED_STATES:
+            return CheckRunHealthResult(WorkerStatus.FAILED, f"Slurm job {job_id} ended in state {state}")
+        return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"Slurm job {job_id} is in state {state}")
+
+    def get_run_worker_debug_info(self, run, include_container_logs: bool | None = True) -> str | None:
+        job_id = self._job_id(run)
+        if not job_id:
+            return None
+        try:
+            state = self.job_state(job_id)
+        except SlurmCommandError as exc:
+            state = f"unknown ({exc})"
+        log = self._log_dir() / f"{run.run_id}.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else "(no log yet)"
+        return f"Slurm job {job_id}: {state}\nlog {log}:\n{tail}"
+
+    def dispose(self) -> None:
+        return None
+
+
+def slurm_available() -> bool:
+    return all(any(os.access(os.path.join(p, b), os.X_OK) for p in os.environ.get("PATH", "").split(os.pathsep))
+               for b in ("sbatch", "squeue", "scontrol", "scancel"))

@@ -1,0 +1,176 @@
+"""The Slurm run launcher against a real one-node Slurm started here (see slurm_cluster.py).
+
+1. a heatmap partition run becomes a Slurm job and succeeds, tagged with the job id;
+2. a backfill of several partitions runs as several Slurm jobs;
+3. a run terminated through Dagster ends CANCELED and its job is gone;
+4. a job killed from outside (scancel) is caught by run monitoring: FAILED, Slurm state in the message;
+5. a non-existent partition fails the run with sbatch's error.
+Skips with the reason when Slurm is not installed, except under CI, where it fails.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from slurm_cluster import SlurmCluster, missing_binaries
+
+from scone_assets.simulate.run import simulate
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = missing_binaries()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Slurm tests, but {', '.join(missing)} are missing (scripts/system_deps.sh)")
+        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing; make test installs it as root)")
+    c = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(cluster, tmp_path_factory):
+    root = tmp_path_factory.mktemp("slurm_platform")
+    simulate(root / "sims" / "SL", 60, survey="des", seed=12, per_file=20, mix="SNIa=0.5,SNII=0.5", jobs=1,
+             progress=False)
+    simulate(root / "sims" / "LONG", 400, survey="lsst", seed=13, per_file=400, jobs=1, progress=False)
+    (root / "train.yml").write_text(f"input_path: {root / 'sims'}\n")
+    (root / "train.yml").write_text(f"input_data_paths: [{root / 'sims' / 'SL'}, {root / 'sims' / 'LONG'}]\n")
+    home = root / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(f"""
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+run_launcher:
+  module: scone_assets.launchers.slurm
+  class: SlurmRunLauncher
+  config:
+    partition: debug
+    time_limit: "00:20:00"
+    cpus_per_task: 1
+    log_dir: {root / 'slurm_logs'}
+    env_setup: ["export SCONE_JOBS=1"]
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 120
+  poll_interval_seconds: 5
+""")
+    env = os.environ | cluster.env | {"DAGSTER_HOME": str(home), "SCONE_TRAIN_CONFIG": str(root / "train.yml"),
+                                      "SCONE_OUTPUT_ROOT": str(root / "out")}
+    env.pop("SCONE_PREDICT_CONFIG", None)
+    subprocess.run([str(BIN / "scone"), "register", "--config_path", str(root / "train.yml")], env=env, check=True,
+                   capture_output=True)
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    old = {k: os.environ.get(k) for k in env if k in ("DAGSTER_HOME", "SLURM_CONF")}
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["SLURM_CONF"] = cluster.env["SLURM_CONF"]
+    try:
+        yield root, env, dg.DagsterInstance.get()
+    finally:
+        os.killpg(daemon.pid, 15)
+        daemon.wait(timeout=60)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def sh(args, env):
+    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"{args}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+    return res
+
+
+def launch(env, key, tags=None, config=None):
+    import json
+
+    args = [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "heatmaps_job",
+            "--tags", json.dumps({"dagster/partition": key, **(tags or {})})]
+    if config:
+        args += ["--config-json", json.dumps(config)]
+    sh(args, env)
+
+
+def wait_runs(instance, n, pred, timeout=400):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = instance.get_runs()
+        if len(runs) >= n and pred(runs[:n]):
+            return runs[:n]
+        time.sleep(3)
+    raise AssertionError(f"runs did not reach the expected state: {[(r.run_id[:8], r.status) for r in instance.get_runs()]}")
+
+
+def test_runs_become_slurm_jobs(platform):
+    root, env, instance = platform
+    keys = [f"train:SL__SL-000{i}" for i in (1, 2, 3)]
+    launch(env, keys[0])
+    [run] = wait_runs(instance, 1, lambda rs: rs[0].is_finished)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, instance.run_launcher.get_run_worker_debug_info(run)
+    assert run.tags["slurm/job_id"].isdigit()
+    assert (root / "out" / "heatmaps" / "full" / "SL__SL-0001" / "heatmaps.tfrecord").is_file()
+    events = instance.all_logs(run.run_id)
+    assert any("Submitted Slurm job" in (e.message or "") for e in events)
+    script = (root / "slurm_logs" / f"{run.run_id}.sbatch").read_text()
+    assert "#SBATCH --partition=debug" in script and "api execute_run \"$(cat" in script
+
+    # 2. a backfill of the other two partitions: two Slurm jobs, both succeed
+    sh([str(BIN / "dagster"), "job", "backfill", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "heatmaps_job",
+        "--partitions", ",".join(keys[1:]), "--noprompt"], env)
+    runs = wait_runs(instance, 3, lambda rs: all(r.is_finished for r in rs))
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 3
+    assert len({r.tags["slurm/job_id"] for r in runs}) == 3
+
+
+def _started(instance, n):
+    return wait_runs(instance, n, lambda rs: rs[0].status == dg.DagsterRunStatus.STARTED, timeout=300)[0]
+
+
+def test_terminate_and_external_kill(platform):
+    root, env, instance = platform
+    before = len(instance.get_runs())
+    slow = {"resources": {"scone": {"config": {"train_config_path": env["SCONE_TRAIN_CONFIG"], "jobs": 1,
+                                               "output_root": env["SCONE_OUTPUT_ROOT"], "gp_backend": "george"}}}}
+    launch(env, "train:LONG__LONG-0001", config=slow)
+    run = _started(instance, before + 1)
+    job_id = run.tags["slurm/job_id"]
+    # 3. terminate through Dagster
+    assert instance.run_coordinator.cancel_run(run.run_id)
+    [run] = wait_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
+    assert run.status == dg.DagsterRunStatus.CANCELED
+    out = subprocess.run(["squeue", "-h", "-j", job_id], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == ""
+
+    # 4. killed from outside: run monitoring marks it FAILED with the Slurm state
+    launch(env, "train:LONG__LONG-0001", config=slow)
+    run = _started(instance, before + 2)
+    job_id = run.tags["slurm/job_id"]
+    subprocess.run(["scancel", "--signal=KILL", "--batch", job_id], env=env, check=True)
+    [run] = wait_runs(instance, before + 2, lambda rs: rs[0].is_finished, timeout=300)[:1]
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failure = [e.message for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
+    assert any("Slurm job" in m and ("CANCELLED" in m or "FAILED" in m) for m in failure), failure
+
+
+def test_bad_partition_fails_with_sbatchs_message(platform):
+    root, env, instance = platform
+    before = len(instance.get_runs())
+    launch(env, "train:SL__SL-0001", tags={"slurm/partition": "nonexistent"})
+    [run] = wait_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
+    assert "sbatch failed" in messages and "invalid partition" in messages.lower()
