@@ -198,3 +198,37 @@ def test_same_config_same_model_on_cpu(trained, tmp_path):
     wa = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
     wb = keras.models.load_model(tmp_path / "b" / "model.keras").get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))
+
+
+def test_predict_mode_places_bands_from_the_data_and_falls_back_to_the_training_map(tmp_path):
+    """SCONE's filter-set independence: the data's own bands first, the model's map only for
+    bands the data cannot place, and a warning for wavelengths the model never saw."""
+    from scone_assets.snana.read import discover_paths, read_unit
+
+    sim = simulate(tmp_path / "S", 20, survey="des", seed=1, per_file=20, jobs=1, progress=False)
+    # a survey whose README is missing and whose band `g` has an unplaceable full name
+    (sim.folder / "S.README").unlink()
+    unit = discover_paths([str(sim.folder)]).units[0]
+    lcs = read_unit(unit)
+    assert lcs.band_to_wave["g"] == 4828.0  # placed from the data (DES-g)
+    fallback = {"g": 4700.0, "Q": 12000.0}
+    lcs = read_unit(unit, fallback_band_to_wave=fallback)
+    assert lcs.band_to_wave["g"] == 4828.0 and not lcs.warnings  # the data wins; all inside the trained range
+    narrow = read_unit(unit, fallback_band_to_wave={"g": 4828.0, "r": 6435.0})
+    assert any("outside the wavelengths the model was trained on" in w and "z" in w for w in narrow.warnings)
+    from scone_assets.bands import resolve_band_to_wave
+
+    assert resolve_band_to_wave(["Q"], survey="DES", fallback=fallback) == {"Q": 12000.0}
+
+
+def test_early_light_curves_give_metrics_per_truncation(trained, tmp_path):
+    root, cfg, _, _ = trained
+    early = SconeConfig(input_path=cfg.input_path, heatmaps_path=str(tmp_path / "h"), early_lightcurves=[5, 50],
+                        num_epochs=2, seed=2)
+    make_heatmaps(early, jobs=2, progress=False)
+    catalogs = {name: load_catalog(find_unit_folders(early.heatmaps_path, name)) for name in ("early_5d", "early_50d")}
+    result = train(early, catalogs, tmp_path / "m", progress=False)
+    assert set(result["sets"]) == {"early_5d", "early_50d"}
+    assert all(0 <= v["binary"]["accuracy"] <= 1 and v["binary"]["n"] > 0 for v in result["sets"].values())
+    split = pd.read_csv(tmp_path / "m" / "split.csv")
+    assert split.SNID.is_unique  # one object, several truncations: still in exactly one set

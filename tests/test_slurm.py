@@ -174,3 +174,28 @@ def test_bad_partition_fails_with_sbatchs_message(platform):
     assert run.status == dg.DagsterRunStatus.FAILURE
     messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
     assert "sbatch failed" in messages and "invalid partition" in messages.lower()
+
+
+def test_job_script_from_configuration_header_and_tags(tmp_path):
+    """No cluster needed: what the launcher writes for sbatch."""
+    from scone_assets.launchers.slurm import SlurmRunLauncher
+
+    header = tmp_path / "header.txt"
+    header.write_text("#SBATCH --constraint=cpu\n#SBATCH --nodes=1\necho not an sbatch line\n")
+    launcher = SlurmRunLauncher.from_config_value(None, {
+        "partition": "regular", "time_limit": "01:00:00", "mem": "8G", "cpus_per_task": 4, "gpus": None,
+        "account": "m1234", "qos": None, "log_dir": str(tmp_path), "env_setup": ["module load python"],
+        "extra_sbatch_args": ["--exclusive"], "sbatch_header_path": str(header)})
+    script = launcher.job_script("abcdef123456", tmp_path / "a.json", tmp_path / "a.log",
+                                 ["/venv/bin/python", "-m", "dagster"], {"slurm/gpus": "a100:1", "slurm/mem": "32G"})
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash" and "#SBATCH --job-name=dagster-abcdef12" in lines
+    assert "#SBATCH --constraint=cpu" in lines and "#SBATCH --nodes=1" in lines and "echo not an sbatch line" not in lines
+    for opt in ("--partition=regular", "--time=01:00:00", "--mem=32G", "--cpus-per-task=4", "--gpus=a100:1",
+                "--account=m1234", "--exclusive"):
+        assert f"#SBATCH {opt}" in lines, opt
+    assert "module load python" in lines
+    assert lines[-1] == f'exec /venv/bin/python -m dagster api execute_run "$(cat {tmp_path / "a.json"})"'
+    assert set(SlurmRunLauncher.config_type()) >= {"partition", "time_limit", "mem", "cpus_per_task", "gpus",
+                                                   "account", "qos", "log_dir", "env_setup", "extra_sbatch_args",
+                                                   "sbatch_header_path"}

@@ -186,18 +186,26 @@ def records(shards: list[str], shape: tuple[int, int]):
 
 
 def load_arrays(catalog: HeatmapCatalog, snids: set[str] | None = None, batch: int = 512) -> dict:
-    """Every (selected) heatmap in NumPy arrays: the in-memory loader."""
-    images, ids, names, z, z_err = [], [], [], [], []
+    """Every (selected) heatmap in NumPy arrays: the in-memory loader. The image array is
+    allocated once for the catalog's count and filled, so the peak is the data, not twice it."""
+    y, x = catalog.shape
+    n_max = len(catalog) if snids is None else int(catalog.index.SNID.astype(str).isin(snids).sum())
+    images = np.empty((n_max, y, x, 2), np.float32)
+    ids, names, z, z_err = [], [], [], []
+    n = 0
     for img, snid, tname, zz, ze in records(catalog.shards, catalog.shape).batch(batch).as_numpy_iterator():
         keep = np.ones(len(snid), bool) if snids is None else np.array([s.decode() in snids for s in snid])
-        images.append(img[keep])
+        k = int(keep.sum())
+        if n + k > len(images):  # more records than the index says: grow rather than fail
+            images = np.concatenate([images, np.empty((n + k - len(images), y, x, 2), np.float32)])
+        images[n:n + k] = img[keep]
+        n += k
         ids += [s.decode() for s in snid[keep]]
         names += [t.decode() for t in tname[keep]]
         z.append(zz[keep])
         z_err.append(ze[keep])
-    y, x = catalog.shape
     return {
-        "image": np.concatenate(images) if images else np.zeros((0, y, x, 2), np.float32),
+        "image": images[:n],
         "snid": np.array(ids, dtype=object),
         "type_name": np.array(names, dtype=object),
         "z": np.concatenate(z) if z else np.zeros(0, np.float32),

@@ -84,9 +84,14 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
                                          verbose=config.verbose_data_loading)
     else:
         arrays = load_arrays(catalog)
-        inputs = arrays["image"] if not meta["with_z"] else {
-            "image": arrays["image"], "z": arrays["z"][:, None], "z_err": arrays["z_err"][:, None]}
-        probs = model.predict(inputs, batch_size=batch, verbose=0)
+        # batch by batch: model.predict on the whole array would copy it into a dataset first
+        chunks = []
+        for i in range(0, len(arrays["image"]), batch):
+            part = slice(i, i + batch)
+            inputs = arrays["image"][part] if not meta["with_z"] else {
+                "image": arrays["image"][part], "z": arrays["z"][part, None], "z_err": arrays["z_err"][part, None]}
+            chunks.append(np.asarray(model(inputs, training=False)))
+        probs = np.concatenate(chunks) if chunks else np.zeros((0, len(meta["classes"])))
         snids = arrays["snid"]
     classes = meta["classes"]
     table = pd.DataFrame({"SNID": snids, config.prob_column_name: p_ia(probs, classes, meta["categorical"])})
