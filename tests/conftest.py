@@ -63,3 +63,30 @@ def write_table(path: Path, columns: dict[str, np.ndarray], header: dict | None 
         primary.header[f"HIERARCH {k}" if len(k) > 8 else k] = v
     fits.HDUList([primary, fits.BinTableHDU.from_columns(cols)]).writeto(path, overwrite=True)
     return path
+
+
+def dagster_home_env(tmp: Path, train_config: Path, **extra: str) -> tuple[Path, dict]:
+    """A temporary Dagster instance with the project's dagster.yaml, and the environment that
+    points the code location at `train_config`."""
+    import shutil
+
+    home = tmp / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = os.environ | {"DAGSTER_HOME": str(home), "SCONE_TRAIN_CONFIG": str(train_config),
+                        "SCONE_OUTPUT_ROOT": str(tmp / "out"), "SCONE_JOBS": "1", **extra}
+    env.pop("SCONE_PREDICT_CONFIG", None)
+    return home, env
+
+
+def wait_for_runs(instance, n: int, done, timeout: float = 300):
+    """Poll until the newest `n` runs satisfy `done(runs)`; returns them (newest first)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = instance.get_runs()[:n]
+        if len(runs) == n and done(runs):
+            return runs
+        time.sleep(3)
+    raise AssertionError(f"runs did not finish: {[(r.run_id[:8], r.status) for r in instance.get_runs()]}")

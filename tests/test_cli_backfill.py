@@ -2,14 +2,13 @@
 run queue (QueuedRunCoordinator + the real dagster-daemon), against a temporary DAGSTER_HOME."""
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import dagster_home_env, wait_for_runs
 
 from scone_assets.simulate.run import simulate
 
@@ -22,12 +21,7 @@ def home(tmp_path):
     simulate(tmp_path / "sims" / "CLI", 45, survey="des", seed=6, per_file=15, mix="SNIa=0.5,SNII=0.5",
              jobs=1, progress=False)
     (tmp_path / "train.yml").write_text(f"input_path: {tmp_path / 'sims' / 'CLI'}\n")
-    dh = tmp_path / "dagster_home"
-    dh.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dh / "dagster.yaml")
-    env = os.environ | {"DAGSTER_HOME": str(dh), "SCONE_TRAIN_CONFIG": str(tmp_path / "train.yml"),
-                        "SCONE_OUTPUT_ROOT": str(tmp_path / "out"), "SCONE_JOBS": "1"}
-    env.pop("SCONE_PREDICT_CONFIG", None)
+    dh, env = dagster_home_env(tmp_path, tmp_path / "train.yml")
     return tmp_path, dh, env
 
 
@@ -53,13 +47,7 @@ def test_register_materialize_and_backfill_through_the_queue(home):
             "--noprompt", "-w", "workspace.yaml", "-l", "scone_assets"], env)
         os.environ["DAGSTER_HOME"] = str(dh)
         instance = dg.DagsterInstance.get()
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
-            if len(runs) == 2 and all(r.is_finished for r in runs):
-                break
-            time.sleep(3)
-        runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
+        runs = wait_for_runs(instance, 2, lambda rs: all(r.is_finished for r in rs))
         assert sorted(r.tags.get("dagster/partition") for r in runs) == keys[1:]
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
         for key in keys[1:]:
@@ -68,13 +56,7 @@ def test_register_materialize_and_backfill_through_the_queue(home):
         # --all: every registered partition, again through the queue
         sh([str(BIN / "dagster"), "job", "backfill", "-j", "heatmaps_job", "--all", "all", "--noprompt",
             "-w", "workspace.yaml", "-l", "scone_assets"], env)
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
-            if len(runs) == 5 and all(r.is_finished for r in runs):
-                break
-            time.sleep(3)
-        runs = instance.get_runs(dg.RunsFilter(job_name="heatmaps_job"))
+        runs = wait_for_runs(instance, 5, lambda rs: all(r.is_finished for r in rs))
         assert sorted(r.tags.get("dagster/partition") for r in runs[:3]) == keys
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     finally:

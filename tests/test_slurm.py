@@ -11,11 +11,11 @@ Skips with the reason when Slurm is not installed, except under CI, where it fai
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import wait_for_runs
 from slurm_cluster import SlurmCluster, missing_binaries
 
 from scone_assets.simulate.run import simulate
@@ -42,7 +42,6 @@ def platform(cluster, tmp_path_factory):
     simulate(root / "sims" / "SL", 60, survey="des", seed=12, per_file=20, mix="SNIa=0.5,SNII=0.5", jobs=1,
              progress=False)
     simulate(root / "sims" / "LONG", 400, survey="lsst", seed=13, per_file=400, jobs=1, progress=False)
-    (root / "train.yml").write_text(f"input_path: {root / 'sims'}\n")
     (root / "train.yml").write_text(f"input_data_paths: [{root / 'sims' / 'SL'}, {root / 'sims' / 'LONG'}]\n")
     home = root / "home"
     home.mkdir()
@@ -105,21 +104,11 @@ def launch(env, key, tags=None, config=None):
     sh(args, env)
 
 
-def wait_runs(instance, n, pred, timeout=400):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        runs = instance.get_runs()
-        if len(runs) >= n and pred(runs[:n]):
-            return runs[:n]
-        time.sleep(3)
-    raise AssertionError(f"runs did not reach the expected state: {[(r.run_id[:8], r.status) for r in instance.get_runs()]}")
-
-
 def test_runs_become_slurm_jobs(platform):
     root, env, instance = platform
     keys = [f"train:SL__SL-000{i}" for i in (1, 2, 3)]
     launch(env, keys[0])
-    [run] = wait_runs(instance, 1, lambda rs: rs[0].is_finished)
+    [run] = wait_for_runs(instance, 1, lambda rs: rs[0].is_finished)
     assert run.status == dg.DagsterRunStatus.SUCCESS, instance.run_launcher.get_run_worker_debug_info(run)
     assert run.tags["slurm/job_id"].isdigit()
     assert (root / "out" / "heatmaps" / "full" / "SL__SL-0001" / "heatmaps.tfrecord").is_file()
@@ -131,13 +120,13 @@ def test_runs_become_slurm_jobs(platform):
     # 2. a backfill of the other two partitions: two Slurm jobs, both succeed
     sh([str(BIN / "dagster"), "job", "backfill", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "heatmaps_job",
         "--partitions", ",".join(keys[1:]), "--noprompt"], env)
-    runs = wait_runs(instance, 3, lambda rs: all(r.is_finished for r in rs))
+    runs = wait_for_runs(instance, 3, lambda rs: all(r.is_finished for r in rs))
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 3
     assert len({r.tags["slurm/job_id"] for r in runs}) == 3
 
 
 def _started(instance, n):
-    return wait_runs(instance, n, lambda rs: rs[0].status == dg.DagsterRunStatus.STARTED, timeout=300)[0]
+    return wait_for_runs(instance, n, lambda rs: rs[0].status == dg.DagsterRunStatus.STARTED, timeout=300)[0]
 
 
 def test_terminate_and_external_kill(platform):
@@ -150,7 +139,7 @@ def test_terminate_and_external_kill(platform):
     job_id = run.tags["slurm/job_id"]
     # 3. terminate through Dagster
     assert instance.run_coordinator.cancel_run(run.run_id)
-    [run] = wait_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
+    [run] = wait_for_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
     assert run.status == dg.DagsterRunStatus.CANCELED
     out = subprocess.run(["squeue", "-h", "-j", job_id], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == ""
@@ -160,7 +149,7 @@ def test_terminate_and_external_kill(platform):
     run = _started(instance, before + 2)
     job_id = run.tags["slurm/job_id"]
     subprocess.run(["scancel", "--signal=KILL", "--batch", job_id], env=env, check=True)
-    [run] = wait_runs(instance, before + 2, lambda rs: rs[0].is_finished, timeout=300)[:1]
+    [run] = wait_for_runs(instance, before + 2, lambda rs: rs[0].is_finished, timeout=300)[:1]
     assert run.status == dg.DagsterRunStatus.FAILURE
     failure = [e.message for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
     assert any("Slurm job" in m and ("CANCELLED" in m or "FAILED" in m) for m in failure), failure
@@ -170,7 +159,7 @@ def test_bad_partition_fails_with_sbatchs_message(platform):
     root, env, instance = platform
     before = len(instance.get_runs())
     launch(env, "train:SL__SL-0001", tags={"slurm/partition": "nonexistent"})
-    [run] = wait_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
+    [run] = wait_for_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
     assert run.status == dg.DagsterRunStatus.FAILURE
     messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
     assert "sbatch failed" in messages and "invalid partition" in messages.lower()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import dagster_home_env, wait_for_runs
 
 from scone_assets.simulate.run import simulate
 
@@ -46,12 +47,7 @@ def test_launch_a_heatmap_partition_from_the_ui(tmp_path):
 
     simulate(tmp_path / "sims" / "UI", 20, survey="des", seed=3, per_file=20, jobs=1, progress=False)
     (tmp_path / "train.yml").write_text(f"input_path: {tmp_path / 'sims' / 'UI'}\n")
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = os.environ | {"DAGSTER_HOME": str(home), "SCONE_TRAIN_CONFIG": str(tmp_path / "train.yml"),
-                        "SCONE_OUTPUT_ROOT": str(tmp_path / "out"), "SCONE_JOBS": "1"}
-    env.pop("SCONE_PREDICT_CONFIG", None)
+    home, env = dagster_home_env(tmp_path, tmp_path / "train.yml")
     subprocess.run([sys.executable, "-m", "scone_assets.cli", "register", "--config_path", str(tmp_path / "train.yml")],
                    env=env, check=True, capture_output=True)
     port = _free_port()
@@ -87,15 +83,7 @@ def test_launch_a_heatmap_partition_from_the_ui(tmp_path):
 
             os.environ["DAGSTER_HOME"] = str(home)
             instance = dg.DagsterInstance.get()
-            deadline = time.time() + 300
-            runs = []
-            while time.time() < deadline:
-                runs = instance.get_runs()
-                if runs and runs[0].is_finished:
-                    break
-                time.sleep(3)
-            assert runs, "the UI launched no run"
-            run = runs[0]
+            [run] = wait_for_runs(instance, 1, lambda rs: rs[0].is_finished)
             page.goto(f"{base}/runs/{run.run_id}", wait_until="networkidle", timeout=120_000)
             page.wait_for_timeout(2000)
             page.screenshot(path=str(ARTIFACTS / "ui_run.png"))
