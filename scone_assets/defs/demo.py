@@ -28,7 +28,8 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[
 
     def run(selection, partition_key=None):
         res = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(s) for s in selection],
-                                     partition_key=partition_key, raise_on_error=False)
+                                     partition_key=partition_key, raise_on_error=False,
+                                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         if not res.success:
             errors = [str(e.event_specific_data.error.message).strip() for e in res.all_events
                       if e.event_type_value == "STEP_FAILURE"]
