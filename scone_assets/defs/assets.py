@@ -7,6 +7,7 @@ library's own message (the file, the key, the value).
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -16,15 +17,16 @@ from scone_assets.defs import checks
 from scone_assets.defs.io_managers import HeatmapSet
 from scone_assets.defs.partitions import snana_partitions, split_key
 from scone_assets.defs.resources import SconeResource
-from scone_assets.snana.model import LightCurves, SnanaReadError
+from scone_assets.snana.model import SnanaReadError
 
 
-def _read(scone: SconeResource, key: str) -> tuple[str, LightCurves]:
+def _read(scone: SconeResource, key: str):
+    """(role, config, input unit, light curves) of a partition; a bad file is a Failure with its message."""
     from scone_assets.snana.read import load_labels, read_unit
 
     role, cfg, unit = scone.unit(key)
     try:
-        return role, read_unit(unit, cfg, load_labels(cfg.labels_path))
+        return role, cfg, unit, read_unit(unit, cfg, load_labels(cfg.labels_path))
     except SnanaReadError as exc:
         raise dg.Failure(description=str(exc)) from None
 
@@ -42,7 +44,7 @@ def _png_md(path: Path, alt: str) -> dg.MetadataValue:
 @dg.asset(partitions_def=snana_partitions, group_name="snana", kinds={"python"},
           description="One SNANA input unit: a HEAD/PHOT pair or a list of TEXT light curves.")
 def snana_files(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Output[dict]:
-    role, lcs = _read(scone, context.partition_key)
+    role, _, _, lcs = _read(scone, context.partition_key)
     for w in lcs.warnings:
         context.log.warning(w)
     return dg.Output(
@@ -63,7 +65,7 @@ def snana_files(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.O
           kinds={"pandas", "parquet"}, deps=[snana_files],
           description="One row per light curve: SNID, type, redshift, PEAKMJD, MWEBV, number of observations.")
 def lightcurve_catalog(context: dg.AssetExecutionContext, scone: SconeResource) -> pd.DataFrame:
-    _, lcs = _read(scone, context.partition_key)
+    _, _, _, lcs = _read(scone, context.partition_key)
     cat = lcs.meta[["SNID", "TYPE", "TYPE_NAME", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR", "PEAKMJD", "MWEBV",
                     "NOBS"]].copy()
     cat["SNID"] = cat.SNID.astype(str)
@@ -100,12 +102,11 @@ def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
           kinds={"tensorflow"}, deps=[snana_files], check_specs=[checks.heatmap_yield_spec],
           description="GP heatmaps of one input unit: TFRecord shard, index and summary.")
 def heatmaps(context: dg.AssetExecutionContext, scone: SconeResource):
-    from scone_assets.heatmaps.run import _Pool, heatmap_sets, make_unit
+    from scone_assets.heatmaps.run import WorkerPool, heatmap_sets, make_unit
     from scone_assets.model.evaluate import plot_examples
 
-    role, lcs = _read(scone, context.partition_key)
-    _, cfg, unit = scone.unit(context.partition_key)
-    pool = _Pool(max(1, scone.jobs or cfg.jobs or __import__("os").cpu_count() or 1))
+    _, cfg, unit, lcs = _read(scone, context.partition_key)
+    pool = WorkerPool(max(1, scone.jobs or cfg.jobs or os.cpu_count() or 1))
     results = []
     try:
         for name, truncation in heatmap_sets(cfg):

@@ -30,7 +30,6 @@ from scone_assets.heatmaps.lbfgsb import lbfgsb
 L_T0 = 20.0
 L_W0 = 6000.0
 WHITE_NOISE = np.exp(-27.40787756)  # george's default (frozen) white-noise variance
-SQRT3 = np.sqrt(3.0)
 GRID_BLOCK_ROWS = 720  # measured best on 2-core AMD EPYC (L2-sized blocks), see BENCHMARKS.md
 LOG_2PI = np.log(2 * np.pi)
 

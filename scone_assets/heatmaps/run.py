@@ -15,7 +15,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -97,7 +96,7 @@ def _inputs(lcs: LightCurves, truncation, seed: int) -> list[LightCurveInput]:
     return out
 
 
-class _Pool:
+class WorkerPool:
     """A spawn-context pool (safe even when TensorFlow is loaded in the parent)."""
 
     def __init__(self, jobs: int):
@@ -128,7 +127,7 @@ def unit_folder(heatmaps_path: str | Path, heatmap_set: str, unit_key: str) -> P
     return Path(heatmaps_path) / heatmap_set / unit_key
 
 
-def make_unit(lcs: LightCurves, unit: InputUnit, config: SconeConfig, pool: _Pool, *,
+def make_unit(lcs: LightCurves, unit: InputUnit, config: SconeConfig, pool: WorkerPool, *,
               heatmap_set: str, truncation, backend: str, force: bool, progress: bool) -> UnitResult:
     spec = GridSpec(config.num_wavelength_bins, config.num_mjd_bins, config.has_peakmjd, config.mw_correction)
     folder = unit_folder(config.heatmaps_path, heatmap_set, unit.key)
@@ -201,7 +200,7 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
         raise ConfigError("heatmaps_path is required to make heatmaps")
     backend = backend or config.gp_backend
     jobs = max(1, jobs or config.jobs or os.cpu_count() or 1)
-    pool = _Pool(jobs)
+    pool = WorkerPool(jobs)
     results: list[UnitResult] = []
     fallback = training_band_map(config)
     try:
@@ -232,7 +231,3 @@ def training_band_map(config: SconeConfig) -> dict[str, float] | None:
     if not meta.is_file():
         return None
     return json.loads(meta.read_text()).get("band_to_wave") or None
-
-
-def remove_unit(heatmaps_path: str | Path, heatmap_set: str, unit_key: str) -> None:
-    shutil.rmtree(unit_folder(heatmaps_path, heatmap_set, unit_key), ignore_errors=True)

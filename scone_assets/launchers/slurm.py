@@ -12,7 +12,6 @@ reported as a dead worker.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -255,8 +254,3 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
 
     def dispose(self) -> None:
         return None
-
-
-def slurm_available() -> bool:
-    return all(any(os.access(os.path.join(p, b), os.X_OK) for p in os.environ.get("PATH", "").split(os.pathsep))
-               for b in ("sbatch", "squeue", "scontrol", "scancel"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +203,3 @@ def merge_catalogs(catalogs: list[HeatmapCatalog]) -> HeatmapCatalog:
 
 def default_model_dir(config: SconeConfig) -> Path:
     return Path(config.effective_output_path()) / "trained_model"
-
-
-def cpu_count() -> int:
-    return os.cpu_count() or 1

@@ -8,11 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-META_COLUMNS = [
-    "SNID", "TYPE", "TYPE_NAME", "PEAKMJD", "MWEBV", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR",
-    "NOBS", "SURVEY", "SOURCE_FILE",
-]
-OBS_COLUMNS = ["SNID", "MJD", "BAND", "FLUXCAL", "FLUXCALERR"]
 ZP_FLUXCAL = 27.5
 
 
@@ -66,10 +61,6 @@ class LightCurves:
         for row in self.meta.itertuples(index=False):
             s, e = by_snid[row.SNID]
             yield row, self.obs.iloc[s:e]
-
-
-def empty_meta() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS})
 
 
 def empty_obs() -> pd.DataFrame:

@@ -55,18 +55,6 @@ def class_name(name: str) -> str:
     return raw
 
 
-def is_ia(name: str) -> bool:
-    return class_name(name) == IA
-
-
-def parse_type_value(value: object) -> int | None:
-    try:
-        code = int(float(str(value).strip()))
-    except (TypeError, ValueError):
-        return None
-    return code
-
-
 def type_name_for(
     code: int | None,
     *,
