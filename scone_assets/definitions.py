@@ -30,9 +30,9 @@ def build_defs(train_config: str, predict_config: str | None, output_root: str,
         sensors=[new_simulations_sensor, retrain_sensor],
         resources={
             "scone": scone,
-            "parquet_io_manager": ParquetIOManager(base_dir=os.path.join(output_root, "catalogs")),
+            "parquet_io_manager": ParquetIOManager(base_dir=f"{output_root.rstrip('/')}/catalogs"),
             "heatmap_io_manager": HeatmapIOManager(scone=scone),
-            "model_io_manager": ModelIOManager(base_dir=os.path.join(output_root, "models")),
+            "model_io_manager": ModelIOManager(scone=scone),
         },
     )
 

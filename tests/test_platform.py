@@ -133,3 +133,36 @@ def test_a_bad_file_fails_its_partition_with_the_library_message(tmp_path):
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "BAD_HEAD.FITS: not a FITS file" in str(failure.event_specific_data.error)
     assert not Path(tmp_path / "out" / "heatmaps").exists()
+
+
+def test_remote_output_root(tmp_path, monkeypatch):
+    """Any fsspec URL as the output root: the library writes to local staging and the IO managers
+    mirror catalogs, heatmaps, the model and predictions to it, and fetch them back."""
+    import shutil
+
+    import fsspec
+
+    monkeypatch.setenv("SCONE_STAGING", str(tmp_path / "staging"))
+    simulate(tmp_path / "sims" / "R", 240, survey="des", seed=4, per_file=120, mix="SNIa=0.5,SNII=0.5", jobs=1,
+             progress=False)
+    simulate(tmp_path / "data" / "D", 20, survey="des", seed=8, per_file=20, jobs=1, progress=False)
+    (tmp_path / "train.yml").write_text(f"input_path: {tmp_path / 'sims' / 'R'}\nnum_epochs: 25\nseed: 2\n")
+    (tmp_path / "predict.yml").write_text(f"input_path: {tmp_path / 'data' / 'D'}\nmode: predict\n"
+                                          f"trained_model: {tmp_path}/unused\n")
+    root = "memory://scone-remote-test/out"
+    defs = build_defs(str(tmp_path / "train.yml"), str(tmp_path / "predict.yml"), root, jobs=1)
+    instance = dg.DagsterInstance.ephemeral()
+    keys = defs.resources["scone"].all_partition_keys()
+    instance.add_dynamic_partitions(PARTITIONS_NAME, keys)
+    for key in keys:
+        assert materialize(defs, instance, ["snana_files", "lightcurve_catalog", "heatmaps"], key).success
+    mem = fsspec.filesystem("memory")
+    assert mem.exists("/scone-remote-test/out/heatmaps/full/R__R-0001/heatmaps.tfrecord")
+    assert mem.exists("/scone-remote-test/out/catalogs/lightcurve_catalog/train__R__R-0001.parquet")
+    shutil.rmtree(tmp_path / "staging")  # training must fetch the shards from the remote root
+    assert materialize(defs, instance, ["balanced_catalog", "trained_model"]).success
+    assert any(p.endswith("model.keras") for p in mem.find("/scone-remote-test/out/train/trained_model"))
+    shutil.rmtree(tmp_path / "staging")  # and prediction the model and its partition's shard
+    assert materialize(defs, instance, ["predictions"], "predict:D__D-0001").success
+    with mem.open("/scone-remote-test/out/predict/predictions.csv", "rb") as fh:
+        assert len(pd.read_csv(fh)) == 20

@@ -187,6 +187,9 @@ def predictions(context: dg.AssetExecutionContext, scone: SconeResource, heatmap
     target = Path(cfg.output_predict_file or Path(cfg.effective_output_path()) / "predictions.csv")
     with atomic_path(target) as tmp:
         combined.to_csv(tmp, index=False)
+    for staged in (folder, target):
+        if staged.is_relative_to(scone.local_root()):
+            scone.push(staged)  # a remote output root gets the same files
     return dg.Output(table, metadata={"light_curves": len(table), "file": dg.MetadataValue.path(str(folder / f"{unit}.csv")),
                                       "combined_file": dg.MetadataValue.path(str(target)),
                                       "combined_rows": len(combined)})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import fsspec
 import pandas as pd
 
 from scone_assets.atomic import atomic_path, atomic_write_text
@@ -34,26 +35,38 @@ def _safe(key: str) -> str:
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
+    """Parquet per partition under `base_dir`: a local folder or any fsspec URL."""
+
     base_dir: str
 
-    def _path(self, context, key: str | None) -> Path:
-        return Path(self.base_dir).joinpath(*context.asset_key.path) / f"{_safe(key) if key else 'all'}.parquet"
+    def _path(self, context, key: str | None) -> str:
+        return "/".join([self.base_dir.rstrip("/"), *context.asset_key.path, f"{_safe(key) if key else 'all'}.parquet"])
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         key = context.partition_key if context.has_partition_key else None
         path = self._path(context, key)
-        with atomic_path(path) as tmp:
-            obj.to_parquet(tmp, index=False)
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": len(obj)})
+        if "://" in path:
+            with fsspec.open(path, "wb") as fh:
+                obj.to_parquet(fh, index=False)
+        else:
+            with atomic_path(path) as tmp:
+                obj.to_parquet(tmp, index=False)
+        context.add_output_metadata({"path": dg.MetadataValue.path(path), "rows": len(obj)})
+
+    def _read(self, path: str) -> pd.DataFrame | None:
+        fs, p = fsspec.core.url_to_fs(path)
+        if not fs.exists(p):
+            return None
+        with fsspec.open(path, "rb") as fh:
+            return pd.read_parquet(fh)
 
     def load_input(self, context: dg.InputContext):
         """One partition's frame for a same-partition consumer; {partition: frame} for a consumer
         of many partitions (e.g. the unpartitioned balanced catalog)."""
         up = context.upstream_output
         if not context.has_asset_partitions:
-            return pd.read_parquet(self._path(up, None))
-        frames = {k: pd.read_parquet(self._path(up, k)) for k in context.asset_partition_keys
-                  if self._path(up, k).exists()}
+            return self._read(self._path(up, None))
+        frames = {k: df for k in context.asset_partition_keys if (df := self._read(self._path(up, k))) is not None}
         if context.has_partition_key and len(context.asset_partition_keys) == 1:
             return next(iter(frames.values()))
         return frames
@@ -113,7 +126,10 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
     scone: dg.ResourceDependency[SconeResource]
 
     def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
-        context.add_output_metadata({"folders": dg.MetadataValue.json([str(f) for f in obj["folders"]])})
+        remote = [self.scone.push(Path(f)) for f in obj["folders"]]
+        context.add_output_metadata({"folders": dg.MetadataValue.json([str(f) for f in obj["folders"]]),
+                                     "stored_at": dg.MetadataValue.json([r or str(f) for r, f in
+                                                                         zip(remote, obj["folders"], strict=True)])})
 
     def load_input(self, context: dg.InputContext) -> HeatmapSet:
         from scone_assets.heatmaps.run import heatmap_sets, unit_folder
@@ -124,6 +140,8 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
             role, unit = split_key(key)
             cfg = self.scone.config(role)
             folders += [(key, name, unit_folder(cfg.heatmaps_path, name, unit)) for name, _ in heatmap_sets(cfg)]
+        for _, _, folder in folders:
+            self.scone.pull(folder)  # a remote output root: fetch the shards into local staging
         role = split_key(keys[0])[0] if keys else "train"
         hs = HeatmapSet(folders, self.scone.config(role))
         if hs.present():
@@ -133,17 +151,25 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
 
 
 class ModelIOManager(dg.ConfigurableIOManager):
-    """The model folder is written by training; this records and returns where it is."""
+    """The model folder is written by training; this records where, and mirrors it to a remote root."""
 
-    base_dir: str
+    scone: dg.ResourceDependency[SconeResource]
+
+    def _pointer(self) -> Path:
+        return self.scone.local_root() / "models" / "trained_model.json"
 
     def handle_output(self, context: dg.OutputContext, obj: str) -> None:
-        pointer = Path(self.base_dir) / "trained_model.json"
+        pointer = self._pointer()
         atomic_write_text(pointer, json.dumps({"model_dir": str(obj), "run_id": context.run_id}))
-        context.add_output_metadata({"model_dir": dg.MetadataValue.path(str(obj))})
+        stored = self.scone.push(Path(obj))
+        self.scone.push(pointer)
+        context.add_output_metadata({"model_dir": dg.MetadataValue.path(str(obj)),
+                                     "stored_at": dg.MetadataValue.path(stored or str(obj))})
 
     def load_input(self, context: dg.InputContext) -> Path:
-        pointer = Path(self.base_dir) / "trained_model.json"
-        if not pointer.exists():
+        pointer = self._pointer()
+        if not self.scone.pull(pointer):
             raise dg.Failure("trained_model has not been materialized yet")
-        return Path(json.loads(pointer.read_text())["model_dir"])
+        model_dir = Path(json.loads(pointer.read_text())["model_dir"])
+        self.scone.pull(model_dir)
+        return model_dir

@@ -1,6 +1,7 @@
 """One SCONE YAML drives the CLI and the platform: the resource reads it."""
 
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,8 @@ class SconeResource(dg.ConfigurableResource):
 
     train_config_path: str = Field(description="SCONE YAML for the training simulations")
     predict_config_path: str | None = Field(None, description="SCONE YAML for the data to classify")
-    output_root: str | None = Field(None, description="overrides output_path/heatmaps_path of both configs")
+    output_root: str | None = Field(None, description="overrides output_path/heatmaps_path of both configs; "
+                                    "a local folder or any fsspec URL (remote roots are staged locally)")
     jobs: int | None = Field(None, description="heatmap worker processes (default: all cores)")
     gp_backend: str | None = Field(None, description="fast or george")
 
@@ -26,14 +28,68 @@ class SconeResource(dg.ConfigurableResource):
             raise dg.Failure(f"no {role} config: set predict_config_path on the scone resource")
         overrides = {}
         if self.output_root:
-            overrides = {"output_path": str(Path(self.output_root) / role),
-                         "heatmaps_path": str(Path(self.output_root) / "heatmaps")}
+            local = self.local_root()
+            overrides = {"output_path": str(local / role), "heatmaps_path": str(local / "heatmaps")}
         if self.gp_backend:
             overrides["gp_backend"] = self.gp_backend
         cfg = load_config(path, **overrides)
         if not cfg.heatmaps_path and cfg.output_path:
             cfg.heatmaps_path = str(Path(cfg.output_path) / "heatmaps")
         return cfg
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.output_root) and "://" in self.output_root and not self.output_root.startswith("file://")
+
+    def local_root(self) -> Path:
+        """Where the library writes: the output root itself, or for a remote root a local
+        staging folder (SCONE_STAGING, default under the temporary folder) mirrored to it."""
+        if not self.output_root:
+            return Path(self.config("train").effective_output_path())
+        if not self.remote:
+            return Path(self.output_root.removeprefix("file://"))
+        import hashlib
+        import tempfile
+
+        base = Path(os.environ.get("SCONE_STAGING", Path(tempfile.gettempdir()) / "scone_staging"))
+        return base / hashlib.sha256(self.output_root.encode()).hexdigest()[:16]
+
+    def _remote(self, local: Path):
+        import fsspec
+
+        url = f"{self.output_root.rstrip('/')}/{local.relative_to(self.local_root()).as_posix()}"
+        return fsspec.core.url_to_fs(url)
+
+    def push(self, local: Path) -> str | None:
+        """Copy a staged file or folder, file by file, to the same place under the remote root."""
+        if not self.remote:
+            return None
+        fs, path = self._remote(local)
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        for f in files:
+            target = path if f == local else f"{path}/{f.relative_to(local).as_posix()}"
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(str(f), target)
+        return f"{self.output_root.rstrip('/')}/{local.relative_to(self.local_root()).as_posix()}"
+
+    def pull(self, local: Path) -> bool:
+        """Fetch a file or folder from the remote root into staging unless it is there already."""
+        if not self.remote or local.exists():
+            return local.exists()
+        fs, path = self._remote(local)
+        if not fs.exists(path):
+            return False
+        if fs.isdir(path):
+            for remote_file in fs.find(path):
+                rel = remote_file[len(path.rstrip("/")) + 1:] if remote_file.startswith(path.rstrip("/")) else \
+                    remote_file.rsplit("/", 1)[-1]
+                dest = local / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(remote_file, str(dest))
+        else:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(path, str(local))
+        return True
 
     def roles(self) -> list[str]:
         return ["train"] + (["predict"] if self.predict_config_path else [])
