@@ -166,3 +166,15 @@ def test_remote_output_root(tmp_path, monkeypatch):
     assert materialize(defs, instance, ["predictions"], "predict:D__D-0001").success
     with mem.open("/scone-remote-test/out/predict/predictions.csv", "rb") as fh:
         assert len(pd.read_csv(fh)) == 20
+
+
+def test_input_roots_are_resource_fields(tmp_path):
+    from scone_assets.defs.resources import SconeResource
+
+    (tmp_path / "t.yml").write_text("input_data_paths: [/somewhere/else]\n")
+    simulate(tmp_path / "X", 10, survey="des", seed=1, per_file=5, jobs=1, progress=False)
+    scone = SconeResource(train_config_path=str(tmp_path / "t.yml"), train_input_path=str(tmp_path / "X"),
+                          output_root=str(tmp_path / "out"))
+    cfg = scone.config("train")
+    assert cfg.input_path == str(tmp_path / "X") and cfg.input_data_paths is None
+    assert scone.all_partition_keys() == ["train:X__X-0001", "train:X__X-0002"]

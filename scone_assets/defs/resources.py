@@ -19,6 +19,8 @@ class SconeResource(dg.ConfigurableResource):
     predict_config_path: str | None = Field(None, description="SCONE YAML for the data to classify")
     output_root: str | None = Field(None, description="overrides output_path/heatmaps_path of both configs; "
                                     "a local folder or any fsspec URL (remote roots are staged locally)")
+    train_input_path: str | None = Field(None, description="overrides the train config's inputs (any fsspec URL)")
+    predict_input_path: str | None = Field(None, description="overrides the predict config's inputs (any fsspec URL)")
     jobs: int | None = Field(None, description="heatmap worker processes (default: all cores)")
     gp_backend: str | None = Field(None, description="fast or george")
 
@@ -32,7 +34,12 @@ class SconeResource(dg.ConfigurableResource):
             overrides = {"output_path": str(local / role), "heatmaps_path": str(local / "heatmaps")}
         if self.gp_backend:
             overrides["gp_backend"] = self.gp_backend
+        input_path = self.train_input_path if role == "train" else self.predict_input_path
+        if input_path:
+            overrides["input_path"] = input_path
         cfg = load_config(path, **overrides)
+        if input_path:  # the launchpad's input root replaces the config's, however it named them
+            cfg = cfg.model_copy(update={"metadata_paths": None, "lcdata_paths": None, "input_data_paths": None})
         if not cfg.heatmaps_path and cfg.output_path:
             cfg.heatmaps_path = str(Path(cfg.output_path) / "heatmaps")
         return cfg
