@@ -11,6 +11,7 @@ Skips with the reason when Slurm is not installed, except under CI, where it fai
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -141,8 +142,13 @@ def test_terminate_and_external_kill(platform):
     assert instance.run_coordinator.cancel_run(run.run_id)
     [run] = wait_for_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
     assert run.status == dg.DagsterRunStatus.CANCELED
-    out = subprocess.run(["squeue", "-h", "-j", job_id], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == ""
+    deadline = time.time() + 90  # Slurm lists the job as COMPLETING for KillWait seconds
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-h", "-j", job_id], env=env, capture_output=True, text=True)
+        if out.stdout.strip() == "":
+            break
+        time.sleep(2)
+    assert out.stdout.strip() == "", f"Slurm job {job_id} still queued: {out.stdout}"
 
     # 4. killed from outside: run monitoring marks it FAILED with the Slurm state
     launch(env, "train:LONG__LONG-0001", config=slow)
