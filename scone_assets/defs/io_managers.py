@@ -135,15 +135,18 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
         from scone_assets.heatmaps.run import heatmap_sets, unit_folder
 
         keys = context.asset_partition_keys if context.has_asset_partitions else []
+        configs: dict[str, SconeConfig] = {}  # one read of each role's YAML, however many partitions
         folders = []
         for key in keys:
             role, unit = split_key(key)
-            cfg = self.scone.config(role)
+            if role not in configs:
+                configs[role] = self.scone.config(role)
+            cfg = configs[role]
             folders += [(key, name, unit_folder(cfg.heatmaps_path, name, unit)) for name, _ in heatmap_sets(cfg)]
         for _, _, folder in folders:
             self.scone.pull(folder)  # a remote output root: fetch the shards into local staging
         role = split_key(keys[0])[0] if keys else "train"
-        hs = HeatmapSet(folders, self.scone.config(role))
+        hs = HeatmapSet(folders, configs[role] if role in configs else self.scone.config(role))
         if hs.present():
             plan = hs.plan()
             context.log.info(f"heatmaps of {len(hs.present())} unit(s): {plan.kind} loader ({'; '.join(plan.notes)})")

@@ -39,7 +39,7 @@ def _open_fits(path: str) -> fits.HDUList:
         raise SnanaReadError(path, "not a FITS file (no SIMPLE card at the start)")
     try:
         hdul = fits.open(io.BytesIO(raw), memmap=False)
-        if len(hdul) < 2 or hdul[1].data is None and hdul[1].header.get("NAXIS2", 0) != 0:
+        if len(hdul) < 2:
             raise SnanaReadError(path, "FITS file has no binary table extension")
         # touching .data forces the table to be read, so truncation shows here
         _ = hdul[1].data

@@ -21,7 +21,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from scone_assets.bands import BandError, band_letter, resolve_band_to_wave
+from scone_assets.bands import BandError, band_letter, resolve_band_to_wave, survey_table
 from scone_assets.config import SconeConfig, expand
 from scone_assets.snana.fits_read import read_fits_pair
 from scone_assets.snana.model import LightCurves, SnanaReadError
@@ -356,8 +356,6 @@ def _guess_survey(path: str, explicit: str | None, readme: ReadmeInfo | None, fo
     if readme and readme.survey:
         return readme.survey
     token = re.split(r"[_\-.]", posixpath.basename(path))[0].upper()
-    from scone_assets.bands import survey_table
-
     return token if survey_table(token) else None
 
 
