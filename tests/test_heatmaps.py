@@ -10,7 +10,7 @@ import pytest
 
 from scone_assets.config import SconeConfig
 from scone_assets.extinction import ccm89
-from scone_assets.heatmaps.gp import fit_fast, fit_george, predict_fast, predict_george
+from scone_assets.heatmaps.gp import _tri_inv, fit_fast, fit_george, predict_fast, predict_george
 from scone_assets.heatmaps.grid import (
     GridSpec,
     SkipLightCurve,
@@ -45,7 +45,26 @@ def test_backends_agree_on_real_light_curves(folder, n, request):
         # with the same hyperparameters, every pixel matches george (no float32 shortcuts)
         mg2, sg2 = predict_george(p.t, p.w, p.flux, p.err, ff.params, p.grid_t, spec.wavelengths)
         assert np.max(np.abs(mf - mg2)) < 1e-6 * peak and np.max(np.abs(sf - sg2)) < 1e-6 * peak
+        # the fit's last factorisation, reused by the prediction, is the one at its optimum
+        assert ff.factor is not None
+        mr, sr = predict_fast(p.t, p.w, p.flux, p.err, ff.params, p.grid_t, spec.wavelengths, factor=ff.factor)
+        assert np.max(np.abs(mr - mf)) < 1e-9 * peak and np.max(np.abs(sr - sf)) < 1e-9 * peak
     assert agree_params >= 0.95 * n and agree_image >= 0.95 * n
+
+
+def test_blocked_triangular_inverse_on_a_long_light_curve(lowz_real):
+    """LOWZ's longest light curves take the blocked path of the triangular inverse."""
+    lcs = read_unit(discover_paths([str(lowz_real)]).units[0])
+    row, obs = max(lcs.iter_lightcurves(), key=lambda item: len(item[1]))
+    p = prepare(obs.MJD.to_numpy(), obs.BAND.to_numpy(), obs.FLUXCAL.to_numpy(), obs.FLUXCALERR.to_numpy(),
+                lcs.band_to_wave, row.PEAKMJD, GridSpec())
+    assert len(p.t) > 256  # two levels of blocks
+    s = np.sqrt(3.0 * ((p.t[:, None] - p.t) ** 2 / 400.0 + (p.w[:, None] - p.w) ** 2 / 6000.0**2))
+    k = 1e4 * (1 + s) * np.exp(-s) + np.diag(p.err**2)
+    chol = np.linalg.cholesky(k)
+    linv = _tri_inv(np.asfortranarray(chol))
+    assert np.all(np.triu(linv, 1) == 0)
+    assert np.max(np.abs(linv @ chol - np.eye(len(k)))) < 1e-8
 
 
 def test_prepare_anchors_grid_and_configured_bins():

@@ -10,16 +10,19 @@ is maximised with scipy's L-BFGS-B and analytic gradients in both back-ends.
 
 - `george`: george itself, the reference.
 - `fast`: the same model and optimiser, one Cholesky factorisation per
-  likelihood-and-gradient evaluation through LAPACK, pairwise distances
-  computed once per light curve and buffers reused; on the prediction grid,
-  distances built by broadcasting over its wavelength x time structure and the
-  variance from one in-place triangular multiply with L^-1 (george solves
-  with the Cholesky factor twice).
+  likelihood-and-gradient evaluation (george factorises twice), K^-1 from a
+  blocked triangular inverse and `lauum` (george solves against the identity),
+  the amplitude gradient in O(n), pairwise distances computed once per light
+  curve and buffers reused; the prediction starts from the last evaluation's
+  L^-1, builds grid distances by broadcasting over its wavelength x time
+  structure, and gets the variance from one in-place triangular multiply with
+  L^-1 (george solves with the Cholesky factor twice).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.linalg import blas, lapack
@@ -45,6 +48,8 @@ class GPFit:
     n_eval: int
     converged: bool
     message: str
+    # (L^-1, K^-1 y) at `params`, when the fit has them: spares the prediction a refactorisation
+    factor: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def initial_guess(flux: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
@@ -98,8 +103,9 @@ def fit_george(t, w, flux, err) -> GPFit:
     return GPFit(params, float(res.fun), count[0], bool(res.success), str(res.message))
 
 
-def predict_george(t, w, flux, err, params, grid_t, grid_w) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation images (len(grid_w), len(grid_t))."""
+def predict_george(t, w, flux, err, params, grid_t, grid_w, factor=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation images (len(grid_w), len(grid_t)); george
+    refactorises, as SCONE does, so `factor` is not used."""
     gp = _george_gp(t, w, err, params)
     x = np.column_stack([np.tile(grid_t, len(grid_w)), np.repeat(grid_w, len(grid_t))])
     mean, var = gp.predict(flux, x, return_var=True)
@@ -109,61 +115,95 @@ def predict_george(t, w, flux, err, params, grid_t, grid_w) -> tuple[np.ndarray,
 
 # ---------------------------------------------------------------- fast
 
+def _tri_inv(c: np.ndarray, leaf: int = 64) -> np.ndarray:
+    """Inverse of the lower-triangular, F-ordered `c`, in place.
+
+    The bundled OpenBLAS `dtrtri` (and `dpotri`, which calls it) runs at a third
+    of the speed of its own triangular multiplies above ~100 x 100; splitting
+    [[A, 0], [B, C]]^-1 = [[A^-1, 0], [-C^-1 B A^-1, C^-1]] down to `leaf`-sized
+    blocks gives the same numbers 1.7x faster at 187 and 2.7x at 400."""
+    n = c.shape[0]
+    if n <= leaf:
+        inv, info = lapack.dtrtri(c, lower=1)
+        if info != 0:
+            raise GPFitError("covariance matrix is singular")
+        c[...] = inv
+        return c
+    h = n // 2
+    _tri_inv(c[:h, :h], leaf)
+    _tri_inv(c[h:, h:], leaf)
+    b = blas.dtrmm(-1.0, c[h:, h:], c[h:, :h], side=0, lower=1)
+    c[h:, :h] = blas.dtrmm(1.0, c[:h, :h], b, side=1, lower=1)
+    return c
+
+
 class _Objective:
     """Negative log likelihood and its gradient, sharing one factorisation.
 
-    All n x n work happens in buffers made once per light curve. With
-    W = alpha alpha^T - K^-1, d(-lnL)/dtheta = -0.5 sum(W * dK/dtheta), and
-    for symmetric X, sum(K^-1 * X) = 2 sum(tril(K^-1) * X) - sum(diag(K^-1) diag(X)),
-    so only the lower triangle LAPACK returns is needed. dK/dlog A = Kk;
-    dK/dlog l^2 = 1.5 A exp(-s) d^2 / l^2, whose diagonal is zero."""
+    All n x n work happens in per-thread buffers reused across light curves. With
+    W = alpha alpha^T - K^-1, d(-lnL)/dtheta = -0.5 sum(W * dK/dtheta).
+    - log A: dK = K - N (N the noise diagonal), and K alpha = y, tr(K^-1 K) = n,
+      so sum(W * dK) = y.alpha - sum(N alpha^2) - n + sum(diag(K^-1) N): O(n).
+    - log l^2: dK = 1.5 A exp(-s) d^2 / l^2, zero on the diagonal. K^-1 is
+      lauum(L^-1) in its lower triangle, zeros above; read as the C-ordered view it
+      is an upper triangle U, and for symmetric X with zero diagonal,
+      sum(K^-1 * X) = 2 sum(U * X). So both use sum(M * A exp(-s) * d^2) with
+      M = alpha alpha^T - 2 U; both squared-distance tables sit in one (n^2, 2)
+      array, so BLAS builds s^2 and contracts both gradients in one pass each.
+    The last evaluation's L^-1 and alpha are kept: the prediction at the optimum
+    reuses them."""
 
     def __init__(self, t, w, flux, err):
         n = len(flux)
-        self.dt2 = (t[:, None] - t[None, :]) ** 2
-        self.dw2 = (w[:, None] - w[None, :]) ** 2
+        d = _workspace("fit_d", (2, n, n))
+        np.subtract.outer(t, t, out=d[0])
+        np.subtract.outer(w, w, out=d[1])
+        d **= 2
+        self.d = d.reshape(2, n * n).T  # F-ordered (n^2, 2)
         self.noise = err**2 + WHITE_NOISE
         self.y = flux
         self.n = n
         self.count = 0
-        self.s, self.e, self.kk, self.k, self.tmp = (np.empty((n, n)) for _ in range(5))
+        self.s, self.e = _workspace("fit_s", (n, n)), _workspace("fit_e", (n, n))
+        # F-ordered, as LAPACK works on them in place
+        self.k, self.kinv = _workspace("fit_k", (n, n)).T, _workspace("fit_kinv", (n, n)).T
+        self.coef = np.empty(2)
+        self.last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, p):
         self.count += 1
-        amp, it, iw = np.exp(p[0]), np.exp(-p[1]), np.exp(-p[2])
-        s, e, kk, k, tmp, y = self.s, self.e, self.kk, self.k, self.tmp, self.y
-        np.multiply(self.dt2, 3.0 * it, out=s)
-        np.multiply(self.dw2, 3.0 * iw, out=tmp)
-        s += tmp
+        self.last = None
+        it, iw = np.exp(-p[1]), np.exp(-p[2])
+        s, e, k, kinv, y, n, noise = self.s, self.e, self.k, self.kinv, self.y, self.n, self.noise
+        self.coef[0], self.coef[1] = 3.0 * it, 3.0 * iw
+        blas.dgemv(1.0, self.d, self.coef, y=s.reshape(-1), overwrite_y=1)
         np.sqrt(s, out=s)
-        np.negative(s, out=e)
-        np.exp(e, out=e)
-        np.add(s, 1.0, out=kk)
-        kk *= e
-        kk *= amp
-        np.copyto(k, kk)
-        k.flat[:: self.n + 1] += self.noise
-        # k is symmetric, so its F-ordered transpose view is k itself: LAPACK works in place
-        chol, info = lapack.dpotrf(k.T, lower=1, clean=1, overwrite_a=1)
+        np.subtract(p[0], s, out=e)
+        np.exp(e, out=e)  # A exp(-s)
+        kt = k.T  # K is symmetric: write its F-ordered buffer through the C-ordered view
+        np.add(s, 1.0, out=kt)
+        kt *= e
+        k.flat[:: n + 1] += noise
+        chol, info = lapack.dpotrf(k, lower=1, clean=1, overwrite_a=1)
         if info != 0:
             raise GPFitError("covariance matrix is not positive definite")
         alpha, _ = lapack.dpotrs(chol, y, lower=1)
         logdet_half = np.log(np.diagonal(chol)).sum()
-        kinv, info = lapack.dpotri(chol, lower=1, overwrite_c=1)
+        linv = _tri_inv(chol)
+        np.copyto(kinv, linv)
+        kinv, info = lapack.dlauum(kinv, lower=1, overwrite_c=1)
         if info != 0:
             raise GPFitError("covariance matrix is singular")
-        upper = kinv.T  # C-ordered; sum(upper * X) = sum(tril(K^-1) * X) for symmetric X
-        diag_kinv = np.diagonal(upper).sum()
-        nll = 0.5 * (y @ alpha) + logdet_half + 0.5 * self.n * LOG_2PI
-        g_a = -0.5 * (alpha @ (kk @ alpha) - (2.0 * np.vdot(upper, kk) - diag_kinv * amp))
-        np.multiply(upper, e, out=tmp)
-        tr_t, tr_w = 2.0 * np.vdot(tmp, self.dt2), 2.0 * np.vdot(tmp, self.dw2)
-        np.multiply(e, self.dt2, out=tmp)
-        q_t = alpha @ (tmp @ alpha)
-        np.multiply(e, self.dw2, out=tmp)
-        q_w = alpha @ (tmp @ alpha)
-        c = -0.75 * amp
-        return nll, np.array([g_a, c * it * (q_t - tr_t), c * iw * (q_w - tr_w)])
+        y_alpha = y @ alpha
+        g_a = -0.5 * (y_alpha - noise @ (alpha * alpha) - n + np.diagonal(kinv) @ noise)
+        m = kinv.T  # C-ordered view: U
+        m *= -2.0
+        m = blas.dger(1.0, alpha, alpha, a=kinv, overwrite_a=1).T  # alpha alpha^T - 2 U, in place
+        m *= e
+        g_tw = blas.dgemv(1.0, self.d, m.reshape(-1), trans=1)
+        nll = 0.5 * y_alpha + logdet_half + 0.5 * n * LOG_2PI
+        self.last = (p.copy(), linv, alpha)
+        return nll, np.array([g_a, -0.75 * it * g_tw[0], -0.75 * iw * g_tw[1]])
 
 
 def fit_fast(t, w, flux, err) -> GPFit:
@@ -175,10 +215,15 @@ def fit_fast(t, w, flux, err) -> GPFit:
         raise GPFitError(f"fit failed: {exc}") from None
     if not np.all(np.isfinite(x)) or not np.isfinite(fun):
         raise GPFitError(f"fit did not converge ({message})")
-    return GPFit(x, fun, n_eval, converged, message)
+    # L-BFGS-B usually ends on the point it last evaluated; then the prediction
+    # starts from that evaluation's factorisation instead of refactorising
+    factor = None
+    if obj.last is not None and np.array_equal(obj.last[0], x):
+        factor = (obj.last[1].copy(order="F"), obj.last[2])  # L^-1 lives in a reused buffer
+    return GPFit(x, fun, n_eval, converged, message, factor)
 
 
-def predict_fast(t, w, flux, err, params, grid_t, grid_w) -> tuple[np.ndarray, np.ndarray]:
+def predict_fast(t, w, flux, err, params, grid_t, grid_w, factor=None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation images (len(grid_w), len(grid_t)).
 
     The grid is wavelengths x times, so scaled squared distances are built by
@@ -189,16 +234,17 @@ def predict_fast(t, w, flux, err, params, grid_t, grid_w) -> tuple[np.ndarray, n
     flux, so float32 kernel values put single pixels off by percents."""
     t, w = np.asarray(t, float), np.asarray(w, float)
     amp, it, iw = np.exp(params[0]), np.exp(-params[1]), np.exp(-params[2])
-    s = np.sqrt(3.0 * ((t[:, None] - t[None, :]) ** 2 * it + (w[:, None] - w[None, :]) ** 2 * iw))
-    k = amp * (1.0 + s) * np.exp(-s)
-    k[np.diag_indices(len(t))] += err**2 + WHITE_NOISE
-    chol, info = lapack.dpotrf(k, lower=1, clean=1, overwrite_a=1)
-    if info != 0:
-        raise GPFitError("covariance matrix is not positive definite at the fitted parameters")
-    alpha, _ = lapack.dpotrs(chol, flux, lower=1)
-    linv, info = lapack.dtrtri(chol, lower=1)
-    if info != 0:
-        raise GPFitError("covariance matrix is singular at the fitted parameters")
+    if factor is None:
+        s = np.sqrt(3.0 * ((t[:, None] - t[None, :]) ** 2 * it + (w[:, None] - w[None, :]) ** 2 * iw))
+        k = amp * (1.0 + s) * np.exp(-s)
+        k[np.diag_indices(len(t))] += err**2 + WHITE_NOISE
+        chol, info = lapack.dpotrf(k, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            raise GPFitError("covariance matrix is not positive definite at the fitted parameters")
+        alpha, _ = lapack.dpotrs(chol, flux, lower=1)
+        linv = _tri_inv(chol)
+    else:
+        linv, alpha = factor
     nt, nw, n = len(grid_t), len(grid_w), len(t)
     tt = (np.asarray(grid_t, float)[:, None] - t[None, :]) ** 2 * (3.0 * it)
     ww = (np.asarray(grid_w, float)[:, None] - w[None, :]) ** 2 * (3.0 * iw)
@@ -229,17 +275,18 @@ def predict_fast(t, w, flux, err, params, grid_t, grid_w) -> tuple[np.ndarray, n
     return (mean * amp).reshape(shape), np.sqrt(np.clip(var, 0, None)).reshape(shape)
 
 
-_WORKSPACE: dict[tuple[str, type], np.ndarray] = {}
+_WORKSPACE = threading.local()
 
 
-def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A reused per-process buffer: fresh megabyte arrays per light curve cost
+def _workspace(name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+    """A reused per-thread buffer: fresh megabyte arrays per light curve cost
     more in page faults than the arithmetic done in them."""
     size = int(np.prod(shape))
-    buf = _WORKSPACE.get((name, dtype))
+    buffers = _WORKSPACE.__dict__
+    buf = buffers.get((name, dtype))
     if buf is None or buf.size < size:
         buf = np.empty(size, dtype=dtype)
-        _WORKSPACE[(name, dtype)] = buf
+        buffers[(name, dtype)] = buf
     return buf[:size].reshape(shape)
 
 

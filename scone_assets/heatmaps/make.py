@@ -40,7 +40,8 @@ def make_heatmap(lc: LightCurveInput, band_to_wave: dict[str, float], spec: Grid
     try:
         pts = prepare(lc.mjd, lc.band, lc.flux, lc.err, band_to_wave, lc.peakmjd, spec, lc.early_days)
         fit = fit_fn(pts.t, pts.w, pts.flux, pts.err)
-        mean, std = predict_fn(pts.t, pts.w, pts.flux, pts.err, fit.params, pts.grid_t, spec.wavelengths)
+        mean, std = predict_fn(pts.t, pts.w, pts.flux, pts.err, fit.params, pts.grid_t, spec.wavelengths,
+                               factor=fit.factor)
     except SkipLightCurve as exc:
         return HeatmapResult(lc.snid, None, str(exc), early_days=lc.early_days)
     except GPFitError as exc:
