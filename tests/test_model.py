@@ -2,6 +2,7 @@
 and real training and prediction on a small simulated set."""
 
 import json
+import logging
 
 import keras
 import numpy as np
@@ -11,7 +12,14 @@ import pytest
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.heatmaps.run import make_heatmaps
 from scone_assets.model import metrics
-from scone_assets.model.loaders import GB, MB, find_unit_folders, load_catalog, plan_loading
+from scone_assets.model.loaders import (
+    GB,
+    MB,
+    find_unit_folders,
+    load_arrays,
+    load_catalog,
+    plan_loading,
+)
 from scone_assets.model.network import build_model
 from scone_assets.model.predict import load_trained, predict
 from scone_assets.model.train import split_snids, train
@@ -125,6 +133,24 @@ def test_predict_csv_and_streaming_matches_memory(trained, tmp_path):
     merged = mem.merge(streamed, on="SNID")
     np.testing.assert_allclose(merged.PROB_SCONE_x, merged.PROB_SCONE_y, atol=1e-5)
     assert (tmp_path / "mem.skipped.csv").is_file()
+
+
+def test_micro_batching_and_chunks_change_batches_not_results(trained, tmp_path, caplog):
+    root, cfg, catalog, _ = trained
+    model_dir = root / "out" / "trained_model"
+    small = load_arrays(catalog, batch=7)  # 400 records parsed 7 at a time
+    whole = load_arrays(catalog, batch=512)
+    assert len(small["image"]) == 400 and list(small["snid"]) == list(whole["snid"])
+    np.testing.assert_array_equal(small["image"], whole["image"])
+    base = predict(SconeConfig(mode="predict", trained_model=str(model_dir)), catalog, model_dir,
+                   tmp_path / "base.csv")
+    with caplog.at_level(logging.INFO, logger="scone_assets.model.predict"):
+        micro = predict(SconeConfig(mode="predict", trained_model=str(model_dir), enable_micro_batching=True,
+                                    micro_batch_size=4, chunk_size=50), catalog, model_dir, tmp_path / "micro.csv")
+    assert "predicting 400 heatmaps in memory, 4 at a time" in caplog.text
+    merged = base.merge(micro, on="SNID")
+    assert len(merged) == 400
+    np.testing.assert_allclose(merged.PROB_SCONE_x, merged.PROB_SCONE_y, atol=1e-5)
 
 
 def test_bad_model_inputs_are_named(trained, tmp_path):

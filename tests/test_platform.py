@@ -118,7 +118,10 @@ def test_io_manager_picks_streaming_above_the_threshold(platform):
     import tensorflow as tf
 
     assert plan.kind == "streaming" and isinstance(data, tf.data.Dataset)
-    assert sum(int(b[0].shape[0]) for b in data) == len(above.catalog()) > 200
+    sizes = [int(b[0].shape[0]) for b in data]
+    assert sum(sizes) == len(above.catalog()) > 200
+    # a large set (at or above the threshold) is micro-batched, 16 images at a time, as SCONE sets it
+    assert plan.micro_batching and plan.micro_batch_size == 16 and max(sizes) == 16
 
 
 def test_a_bad_file_fails_its_partition_with_the_library_message(tmp_path):

@@ -103,9 +103,9 @@ class HeatmapSet:
         cat = self.catalog()
         return plan_loading(self.config, len(cat), cat.total_bytes)
 
-    def arrays(self) -> dict:
-        """In-memory loader: every heatmap in NumPy arrays."""
-        return load_arrays(self.catalog())
+    def arrays(self, chunk: int = 512) -> dict:
+        """In-memory loader: every heatmap in NumPy arrays, parsed `chunk` at a time."""
+        return load_arrays(self.catalog(), batch=chunk)
 
     def dataset(self, batch: int | None = None):
         """Streaming loader: a batched, prefetched tf.data pipeline over the shards."""
@@ -117,9 +117,12 @@ class HeatmapSet:
         return records(cat.shards, cat.shape).batch(batch or self.config.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def loader(self):
-        """What the rules pick: `arrays()` below the threshold, `dataset()` at or above it."""
+        """What the rules pick: `arrays()` below the threshold, `dataset()` at or above it,
+        with the plan's chunk and batch sizes."""
         plan = self.plan()
-        return (self.dataset() if plan.kind == "streaming" else self.arrays()), plan
+        if plan.kind == "streaming":
+            return self.dataset(plan.inference_batch(self.config)), plan
+        return self.arrays(plan.chunk_size), plan
 
 
 class HeatmapIOManager(dg.ConfigurableIOManager):

@@ -68,12 +68,23 @@ def load_catalog(folders: list[Path]) -> HeatmapCatalog:
 
 @dataclass
 class LoaderPlan:
+    """How heatmaps reach the network. `chunk_size` records are parsed at a time by the
+    in-memory loader; with micro-batching, inference runs `micro_batch_size` images at a
+    time. Training keeps `batch_size`: its batches are what the optimiser and batch
+    normalisation see, and this network's activations are small (about 1 MB per 32
+    images at 32 x 180), so splitting them would change the model without saving memory."""
+
     kind: str  # "memory", "streaming" or "legacy"
     threshold: int
     micro_batching: bool
     micro_batch_size: int
     chunk_size: int
     notes: list[str] = field(default_factory=list)
+
+    def inference_batch(self, config: SconeConfig) -> int:
+        if self.micro_batching:
+            return self.micro_batch_size
+        return config.balanced_batch_size if self.kind == "streaming" else config.batch_size
 
 
 def plan_loading(config: SconeConfig, n_heatmaps: int, total_bytes: int) -> LoaderPlan:
@@ -187,7 +198,8 @@ def records(shards: list[str], shape: tuple[int, int]):
 
 def load_arrays(catalog: HeatmapCatalog, snids: set[str] | None = None, batch: int = 512) -> dict:
     """Every (selected) heatmap in NumPy arrays: the in-memory loader. The image array is
-    allocated once for the catalog's count and filled, so the peak is the data, not twice it."""
+    allocated once for the catalog's count and filled `batch` (the plan's `chunk_size`)
+    records at a time, so the peak is the data plus one chunk, not twice the data."""
     y, x = catalog.shape
     n_max = len(catalog) if snids is None else int(catalog.index.SNID.astype(str).isin(snids).sum())
     images = np.empty((n_max, y, x, 2), np.float32)

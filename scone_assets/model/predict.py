@@ -78,12 +78,14 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
                           f"was trained on {meta['shape'][0]}x{meta['shape'][1]}: remake them with "
                           "num_wavelength_bins/num_mjd_bins matching the model")
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
-    batch = config.balanced_batch_size if plan.kind == "streaming" else config.batch_size
+    batch = plan.inference_batch(config)
+    log.info("predicting %d heatmaps %s, %d at a time", len(catalog),
+             "streamed from the shards" if plan.kind == "streaming" else "in memory", batch)
     if plan.kind == "streaming":
         snids, _, probs = predict_stream(model, catalog, None, meta["with_z"], batch,
                                          verbose=config.verbose_data_loading)
     else:
-        arrays = load_arrays(catalog)
+        arrays = load_arrays(catalog, batch=plan.chunk_size)
         # batch by batch: model.predict on the whole array would copy it into a dataset first
         chunks = []
         for i in range(0, len(arrays["image"]), batch):

@@ -152,7 +152,7 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     t0 = time.time()
     has_val = (split.set == "val").any()
     if plan.kind in ("memory", "legacy"):
-        arrays = load_arrays(catalog, set(split.SNID))
+        arrays = load_arrays(catalog, set(split.SNID), batch=plan.chunk_size)
         which = split.set_index("SNID").set
         row_set = np.array([which[s] for s in arrays["snid"]])
         y = labels.encode(arrays["type_name"])
@@ -187,7 +187,7 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     test = set(split.loc[split.set == "test", "SNID"])
     per_set = {}
     for name, cat in catalogs.items():
-        snids, types, probs = predict_stream(model, cat, test, config.with_z, config.balanced_batch_size)
+        snids, types, probs = predict_stream(model, cat, test, config.with_z, plan.inference_batch(config))
         per_set[name] = (snids, types, probs)
     return evaluate_and_report(out, labels, per_set, hist, catalog)
 
