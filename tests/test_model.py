@@ -64,6 +64,10 @@ def test_loading_rules():
     assert plan_loading(SconeConfig(enable_balanced_mode=False, memory_optimize=True), 10, 1).kind == "streaming"
     user = plan_loading(SconeConfig(micro_batch_size=8), 80_000, 1)
     assert user.micro_batch_size == 8 and user.chunk_size == 400
+    # inference batches: the loader's own unless micro-batching is asked for
+    assert plan_loading(c, 10, 1).inference_batch == 32  # batch_size, in memory
+    assert plan.inference_batch == 128 and any("inference keeps 128" in n for n in plan.notes)
+    assert plan_loading(SconeConfig(enable_micro_batching=True, micro_batch_size=8), 10, 1).inference_batch == 8
 
 
 def test_split_is_disjoint_stratified_and_seeded():

@@ -120,8 +120,13 @@ def test_io_manager_picks_streaming_above_the_threshold(platform):
     assert plan.kind == "streaming" and isinstance(data, tf.data.Dataset)
     sizes = [int(b[0].shape[0]) for b in data]
     assert sum(sizes) == len(above.catalog()) > 200
-    # a large set (at or above the threshold) is micro-batched, 16 images at a time, as SCONE sets it
-    assert plan.micro_batching and plan.micro_batch_size == 16 and max(sizes) == 16
+    # a large set gets SCONE's automatic micro-batching settings, but streaming already holds
+    # memory flat, so inference keeps balanced_batch_size ...
+    assert plan.micro_batching and plan.micro_batch_size == 16 and max(sizes) == 128
+    # ... unless the user asks for micro-batching
+    asked = HeatmapSet(folders, SconeConfig(streaming_threshold=100, enable_micro_batching=True))
+    data, plan = asked.loader()
+    assert plan.inference_batch == 16 and max(int(b[0].shape[0]) for b in data) == 16
 
 
 def test_a_bad_file_fails_its_partition_with_the_library_message(tmp_path):

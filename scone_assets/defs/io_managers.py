@@ -121,7 +121,7 @@ class HeatmapSet:
         with the plan's chunk and batch sizes."""
         plan = self.plan()
         if plan.kind == "streaming":
-            return self.dataset(plan.inference_batch(self.config)), plan
+            return self.dataset(plan.inference_batch), plan
         return self.arrays(plan.chunk_size), plan
 
 

@@ -78,7 +78,7 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
                           f"was trained on {meta['shape'][0]}x{meta['shape'][1]}: remake them with "
                           "num_wavelength_bins/num_mjd_bins matching the model")
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
-    batch = plan.inference_batch(config)
+    batch = plan.inference_batch
     log.info("predicting %d heatmaps %s, %d at a time", len(catalog),
              "streamed from the shards" if plan.kind == "streaming" else "in memory", batch)
     if plan.kind == "streaming":

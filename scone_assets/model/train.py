@@ -187,7 +187,7 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     test = set(split.loc[split.set == "test", "SNID"])
     per_set = {}
     for name, cat in catalogs.items():
-        snids, types, probs = predict_stream(model, cat, test, config.with_z, plan.inference_batch(config))
+        snids, types, probs = predict_stream(model, cat, test, config.with_z, plan.inference_batch)
         per_set[name] = (snids, types, probs)
     return evaluate_and_report(out, labels, per_set, hist, catalog)
 
