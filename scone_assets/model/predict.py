@@ -58,7 +58,7 @@ def predict_stream(model, catalog: HeatmapCatalog, snids: set[str] | None, with_
     bar = tqdm(total=total, unit="heatmap", desc="predict (streaming)", disable=not verbose)
     proc = psutil.Process()
     for img, snid, tname, z, ze in ds:
-        inputs = {"image": img, "z": z[:, None], "z_err": ze[:, None]} if with_z else img
+        inputs = {"image": img, "z": z[:, None], "z_err": ze[:, None]} if with_z else {"image": img}
         out_prob.append(np.asarray(model(inputs, training=False)))
         out_snid += [s.decode() for s in snid.numpy()]
         out_type += [t.decode() for t in tname.numpy()]
@@ -90,7 +90,7 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
         chunks = []
         for i in range(0, len(arrays["image"]), batch):
             part = slice(i, i + batch)
-            inputs = arrays["image"][part] if not meta["with_z"] else {
+            inputs = {"image": arrays["image"][part]} if not meta["with_z"] else {
                 "image": arrays["image"][part], "z": arrays["z"][part, None], "z_err": arrays["z_err"][part, None]}
             chunks.append(np.asarray(model(inputs, training=False)))
         probs = np.concatenate(chunks) if chunks else np.zeros((0, len(meta["classes"])))

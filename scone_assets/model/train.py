@@ -85,28 +85,31 @@ def class_weights(y_train: np.ndarray, n_classes: int) -> dict[int, float]:
 def _inputs(arrays: dict, idx: np.ndarray, with_z: bool):
     img = arrays["image"][idx]
     if not with_z:
-        return img
+        return {"image": img}  # by input name, as the model was built: Keras warns on a bare array
     return {"image": img, "z": arrays["z"][idx, None], "z_err": arrays["z_err"][idx, None]}
 
 
 def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bool,
             batch: int, shuffle: bool, seed: int):
-    """A tf.data pipeline over the shards for one set: objects outside it are filtered by SNID."""
+    """A tf.data pipeline over the shards for one set: objects outside it are filtered by SNID.
+    Its length is known from the shard indexes and declared, so Keras knows the epoch's
+    steps instead of finding the end of the data and warning that it ran out."""
     import tensorflow as tf
 
     members = split[split.set == which]
+    n_records = int(catalog.index.SNID.astype(str).isin(set(members.SNID.astype(str))).sum())
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(members.SNID.astype(str).tolist()),
                                             tf.constant(members.label.astype(np.int64).to_numpy())), -1)
     ds = records(catalog.shards, catalog.shape)
     ds = ds.map(lambda img, snid, tname, z, ze: (img, table.lookup(snid), z, ze))
-    ds = ds.filter(lambda img, lab, z, ze: lab >= 0)
+    ds = ds.filter(lambda img, lab, z, ze: lab >= 0).apply(tf.data.experimental.assert_cardinality(n_records))
     if shuffle:
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     if with_z:
         ds = ds.map(lambda img, lab, z, ze: ({"image": img, "z": z[None], "z_err": ze[None]}, lab))
     else:
-        ds = ds.map(lambda img, lab, z, ze: (img, lab))
+        ds = ds.map(lambda img, lab, z, ze: ({"image": img}, lab))
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
@@ -167,7 +170,8 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
         train_ds = _stream(catalog, split, "train", config.with_z, config.batch_size, True, config.seed)
         val_ds = _stream(catalog, split, "val", config.with_z, config.batch_size, False, config.seed)
         history = model.fit(train_ds, validation_data=val_ds if has_val else None, epochs=config.num_epochs,
-                            class_weight=weights, callbacks=callbacks, verbose=1 if progress else 0)
+                            class_weight=weights, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
+                            verbose=1 if progress else 0)
     seconds = time.time() - t0
 
     model.save(out / MODEL_FILE)
