@@ -110,6 +110,11 @@ def test_io_manager_picks_streaming_above_the_threshold(platform):
     heat = root / "out" / "heatmaps"
     folders = [(f"train:TRAIN__TRAIN-000{i}", "full", unit_folder(heat, "full", f"TRAIN__TRAIN-000{i}"))
                for i in (1, 2)]
+    if not all((f / "index.parquet").is_file() for _, _, f in folders):  # run alone: make them here
+        from scone_assets.heatmaps.run import make_heatmaps
+
+        make_heatmaps(SconeConfig(input_path=str(root / "sims" / "TRAIN"), heatmaps_path=str(heat)), jobs=1,
+                      progress=False)
     below = HeatmapSet(folders, SconeConfig())
     data, plan = below.loader()
     assert plan.kind == "memory" and isinstance(data, dict) and data["image"].shape[1:] == (32, 180, 2)
