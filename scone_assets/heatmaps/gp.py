@@ -163,7 +163,6 @@ class _Objective:
         self.noise = err**2 + WHITE_NOISE
         self.y = flux
         self.n = n
-        self.count = 0
         self.s, self.e = _workspace("fit_s", (n, n)), _workspace("fit_e", (n, n))
         # F-ordered, as LAPACK works on them in place
         self.k, self.kinv = _workspace("fit_k", (n, n)).T, _workspace("fit_kinv", (n, n)).T
@@ -171,7 +170,6 @@ class _Objective:
         self.last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, p):
-        self.count += 1
         self.last = None
         it, iw = np.exp(-p[1]), np.exp(-p[2])
         s, e, k, kinv, y, n, noise = self.s, self.e, self.k, self.kinv, self.y, self.n, self.noise
