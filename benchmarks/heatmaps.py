@@ -67,6 +67,8 @@ def compare(label: str, pts_list, chunk: int = 20) -> None:
     t_fast = t_geo = 0.0
     fast, geo = [], []
     with threadpool_limits(1):
+        for name in ("fast", "george"):  # imports, numba's compiled-code cache: once per process
+            run_one(name, pts_list[0], waves)
         for c0 in range(0, len(pts_list), chunk):
             for name, out in (("fast", fast), ("george", geo)):
                 for p in pts_list[c0:c0 + chunk]:

@@ -10,7 +10,7 @@ import pytest
 
 from scone_assets.config import SconeConfig
 from scone_assets.extinction import ccm89
-from scone_assets.heatmaps.gp import _tri_inv, fit_fast, fit_george, predict_fast, predict_george
+from scone_assets.heatmaps.gp import fit_fast, fit_george, predict_fast, predict_george
 from scone_assets.heatmaps.grid import (
     GridSpec,
     SkipLightCurve,
@@ -18,6 +18,8 @@ from scone_assets.heatmaps.grid import (
     prepare,
     trigger_mjd,
 )
+from scone_assets.heatmaps.kernels import exp_neg_array
+from scone_assets.heatmaps.linalg import TRI_INV_BLOCK, tri_inv_lower
 from scone_assets.heatmaps.run import make_heatmaps
 from scone_assets.heatmaps.shards import decode_image, read_shard, record_id
 from scone_assets.simulate.run import simulate
@@ -53,18 +55,42 @@ def test_backends_agree_on_real_light_curves(folder, n, request):
 
 
 def test_blocked_triangular_inverse_on_a_long_light_curve(lowz_real):
-    """LOWZ's longest light curves take the blocked path of the triangular inverse."""
+    """LOWZ's longest light curve takes many blocks of the compiled triangular inverse."""
     lcs = read_unit(discover_paths([str(lowz_real)]).units[0])
     row, obs = max(lcs.iter_lightcurves(), key=lambda item: len(item[1]))
     p = prepare(obs.MJD.to_numpy(), obs.BAND.to_numpy(), obs.FLUXCAL.to_numpy(), obs.FLUXCALERR.to_numpy(),
                 lcs.band_to_wave, row.PEAKMJD, GridSpec())
-    assert len(p.t) > 256  # two levels of blocks
+    n = len(p.t)
+    assert n == 538 and n % TRI_INV_BLOCK != 0  # 536 observations and two anchors; a partial block too
     s = np.sqrt(3.0 * ((p.t[:, None] - p.t) ** 2 / 400.0 + (p.w[:, None] - p.w) ** 2 / 6000.0**2))
     k = 1e4 * (1 + s) * np.exp(-s) + np.diag(p.err**2)
     chol = np.linalg.cholesky(k)
-    linv = _tri_inv(np.asfortranarray(chol))
-    assert np.all(np.triu(linv, 1) == 0)
-    assert np.max(np.abs(linv @ chol - np.eye(len(k)))) < 1e-8
+    flat = np.asfortranarray(chol).T.ravel()  # the flat memory of the F-ordered factor
+    assert tri_inv_lower(flat, n) == 0
+    linv = np.tril(flat.reshape(n, n).T)
+    assert np.max(np.abs(linv @ chol - np.eye(n))) < 1e-8
+    assert np.allclose(linv, np.linalg.inv(chol), rtol=0, atol=1e-9 * np.abs(linv).max())
+    singular = np.asfortranarray(np.tril(np.ones((40, 40)))).T.ravel()
+    singular[7 * 40 + 7] = 0.0
+    assert tri_inv_lower(singular, 40) == 8  # LAPACK's 1-based index of the zero pivot
+
+
+def test_compiled_exponential_is_within_one_ulp():
+    """`exp_neg` (the kernel's vectorised exp) against the C library, over every
+    distance a kernel sees, up to where it returns 0."""
+    import math
+
+    rng = np.random.default_rng(3)
+    s = np.concatenate([[0.0, 1e-300, 0.5 * np.log(2), 1.0, 700.0, 707.99],
+                        rng.uniform(0, 1, 200_000), rng.uniform(0, 708, 200_000)])
+    out = np.empty_like(s)
+    exp_neg_array(s, out)
+    ref = np.array([math.exp(-v) for v in s])
+    assert np.max(np.abs(out - ref) / np.spacing(ref)) <= 1.0
+    beyond = np.array([708.0, 745.0, 1e6, np.inf, np.nan])
+    out = np.empty_like(beyond)
+    exp_neg_array(beyond, out)
+    assert np.all(out[:4] == 0.0) and np.isnan(out[4])  # a NaN distance is not hidden
 
 
 def test_prepare_anchors_grid_and_configured_bins():
