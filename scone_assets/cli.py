@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from scone_assets.config import ConfigError, load_config
-from scone_assets.heatmaps.run import HeatmapError
+from scone_assets.heatmaps import HeatmapError
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.model import SnanaReadError
 

@@ -2,8 +2,9 @@
 function pointers `scipy.linalg.cython_lapack` and `cython_blas` export.
 
 At 60 observations a likelihood evaluation does about 30 us of arithmetic
-in LAPACK; through scipy's Python wrappers (argument checks, copies of
-sub-blocks) one evaluation took 112 us, compiled with these calls 36 us. The
+in LAPACK, yet through scipy's Python wrappers (argument checks, copies of
+sub-blocks) and NumPy evaluations on DES light curves (median 59 observations)
+took 112 us each; compiled with these calls, one at 61 observations takes 36 us. The
 pointers are registered as named symbols, so numba can cache the compiled
 callers on disk (a ctypes pointer would force a compile in every process).
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from scone_assets.atomic import atomic_write_text
 from scone_assets.config import SconeConfig
+from scone_assets.heatmaps import HeatmapError
 from scone_assets.heatmaps.grid import EARLY_DEFAULT, GridSpec
 from scone_assets.heatmaps.make import HeatmapResult, LightCurveInput, _limit_threads, compute_chunk
 from scone_assets.heatmaps.shards import (
@@ -45,10 +46,6 @@ from scone_assets.snana.read import InputUnit, iter_inputs
 from scone_assets.snana.types import IA
 
 log = logging.getLogger(__name__)
-
-
-class HeatmapError(RuntimeError):
-    pass
 
 
 @dataclass
