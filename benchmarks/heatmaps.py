@@ -99,6 +99,8 @@ def compare(label: str, pts_list, chunk: int = 20) -> None:
 
 def scaling(folder: Path) -> None:
     print(f"\nfast back-end through the process pool ({folder.name}):")
+    import tensorflow  # noqa: F401 - the shard writer's import (seconds), once per process, not per heatmap
+
     for jobs in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = SconeConfig(input_path=str(folder), heatmaps_path=tmp)
@@ -107,14 +109,14 @@ def scaling(folder: Path) -> None:
             wall = time.perf_counter() - t0
             n = sum(r.written for r in res)
             print(f"  jobs={jobs}: {n} heatmaps in {wall:.1f} s = {n / wall:.1f} heatmaps/s "
-                  f"(includes worker start-up and TFRecord writing)")
+                  f"(includes reading, worker start-up and TFRecord writing)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-sim", type=int, default=200)
     ap.add_argument("--max-lc", type=int, default=200)
-    ap.add_argument("--n-scale", type=int, default=1000, help="light curves for the pool-scaling run")
+    ap.add_argument("--n-scale", type=int, default=2000, help="light curves for the pool-scaling run")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -210,6 +210,19 @@ def predict_fast(t, w, flux, err, params, grid_t, grid_w, factor=None) -> tuple[
     return (mean * amp).reshape(shape), np.sqrt(np.clip(var, 0, None)).reshape(shape)
 
 
+def warm_up() -> None:
+    """Load every compiled function the `fast` back-end uses (numba compiles or
+    reads its cache on first call), on a small fixed light curve."""
+    t = np.array([0.0, 10.0, 20.0, 30.0, 40.0, -100.0, 140.0])
+    w = np.array([4800.0, 6400.0, 7800.0, 4800.0, 6400.0, 7800.0, 7800.0])
+    flux = np.array([5.0, 20.0, 15.0, 8.0, 4.0, 0.0, 0.0])
+    err = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.1])
+    fit = fit_fast(t, w, flux, err)
+    predict_fast(t, w, flux, err, fit.params, np.linspace(-30.0, 150.0, 18), np.linspace(3000.0, 10100.0, 4),
+                 factor=fit.factor)
+    predict_fast(t, w, flux, err, fit.params, np.linspace(-30.0, 150.0, 18), np.linspace(3000.0, 10100.0, 4))
+
+
 _WORKSPACE = threading.local()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scone_assets.heatmaps.gp import BACKENDS, GPFitError
+from scone_assets.heatmaps.gp import BACKENDS, GPFitError, warm_up
 from scone_assets.heatmaps.grid import GridSpec, SkipLightCurve, correct_milky_way, prepare
 
 
@@ -63,6 +63,13 @@ def _limit_threads() -> None:
         threadpool_limits(1)
     except ImportError:
         pass
+
+
+def start_worker() -> None:
+    """A pool worker's start: one core's worth of BLAS, and the compiled back-end
+    loaded (or compiled, the first time on a machine) before the first task."""
+    _limit_threads()
+    warm_up()
 
 
 def compute_chunk(args: tuple) -> list[HeatmapResult]:
