@@ -151,7 +151,7 @@ def make_unit(lcs: LightCurves, unit: InputUnit, config: SconeConfig, pool: Work
     chunk = max(4, min(64, len(inputs) // (4 * pool.jobs) or 4))
     tasks = [(inputs[i:i + chunk], lcs.band_to_wave, spec, backend) for i in range(0, len(inputs), chunk)]
     # plain rows by SNID: a pandas row lookup and its attribute reads cost ~0.45 ms per
-    # light curve, a fifth of this process's work while the workers make heatmaps
+    # light curve, a third of this process's work while the workers make heatmaps
     columns = ["TYPE", "TYPE_NAME", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR", "PEAKMJD", "MWEBV"]
     meta = dict(zip(lcs.meta["SNID"], lcs.meta[columns].itertuples(index=False), strict=True))
     rows: list[dict] = []
