@@ -105,7 +105,7 @@ def scaling(folder: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = SconeConfig(input_path=str(folder), heatmaps_path=tmp)
             t0 = time.perf_counter()
-            res = make_heatmaps(cfg, jobs=jobs, progress=False)
+            res = make_heatmaps(cfg, jobs=jobs, progress=False).results
             wall = time.perf_counter() - t0
             n = sum(r.written for r in res)
             print(f"  jobs={jobs}: {n} heatmaps in {wall:.1f} s = {n / wall:.1f} heatmaps/s "

@@ -30,21 +30,16 @@ PER_SHARD = 1000
 
 
 def write_shards(root: Path, n: int) -> None:
-    from scone_assets.heatmaps.shards import (
-        INDEX,
-        PARAMS,
-        SHARD,
-        encode_example,
-        write_index,
-        write_shard,
-    )
+    """Synthetic units written through the heatmap store, as `scone heatmaps` writes them."""
+    from scone_assets.heatmaps import store
 
     rng = np.random.default_rng(0)
     t = np.linspace(-3, 3, SHAPE[1])
     base = np.exp(-t[None, :] ** 2) * np.linspace(0.5, 1.5, SHAPE[0])[:, None]
+    store.claim_grid(root, store.Grid(*SHAPE))
     for s in range(0, n, PER_SHARD):
-        folder = root / "full" / f"unit{s // PER_SHARD:04d}"
-        if (folder / INDEX).exists():
+        folder = store.unit_folder(root, "full", f"unit{s // PER_SHARD:04d}")
+        if store.read_unit_record(folder) is not None:
             continue
         ids = [str(i) for i in range(s, min(n, s + PER_SHARD))]
         types = np.where(rng.uniform(size=len(ids)) < 0.3, "SNIa", "SNII")
@@ -52,19 +47,22 @@ def write_shards(root: Path, n: int) -> None:
         def recs(ids=ids, types=types):
             for snid, tname in zip(ids, types, strict=True):
                 img = np.stack([base * rng.uniform(50, 500), 0.1 * base + 1], axis=-1)
-                yield encode_example(img, int(tname == "SNIa"), snid, tname, 0.5, 0.05)
+                yield store.encode_example(img, int(tname == "SNIa"), snid, tname, 0.5, 0.05)
 
-        write_shard(folder / SHARD, recs())
-        (folder / PARAMS).write_text(json.dumps({"num_wavelength_bins": SHAPE[0], "num_mjd_bins": SHAPE[1]}))
-        write_index(folder / INDEX, pd.DataFrame({"SNID": ids, "TYPE_NAME": types, "status": "ok",
-                                                  "label": (types == "SNIa").astype(int)}))
+        def finish(ids=ids, types=types):
+            index = pd.DataFrame({"SNID": ids, "TYPE_NAME": types, "status": "ok", "z": 0.5, "z_err": 0.05,
+                                  "label": (types == "SNIa").astype(int), "record": np.arange(len(ids))})
+            record = store.UnitRecord({"synthetic": True}, SHAPE, {}, len(ids))
+            return index, "synthetic benchmark unit\n", record
+
+        store.write_unit(folder, recs(), finish)
 
 
 def child(task: str, mode: str, root: Path, model_dir: Path) -> dict:
     from scone_assets.config import SconeConfig
-    from scone_assets.model.loaders import find_unit_folders, load_catalog
+    from scone_assets.heatmaps.store import finished_units, load_catalog
 
-    catalog = load_catalog(find_unit_folders(root))
+    catalog = load_catalog(finished_units(root))
     cfg = SconeConfig(mode="predict" if task == "predict" else "train", trained_model=str(model_dir),
                       output_path=str(root / "out"), force_streaming=(mode == "streaming"),
                       enable_balanced_mode=(mode == "streaming"), num_epochs=1, seed=1)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from scone_assets.config import SconeConfig
 from scone_assets.heatmaps.run import make_heatmaps
-from scone_assets.model.loaders import find_unit_folders, load_catalog
+from scone_assets.heatmaps.store import finished_units, load_catalog
 from scone_assets.model.train import train
 
 HERE = Path(__file__).resolve().parent
@@ -35,14 +35,14 @@ def main() -> None:
     base = dict(input_path=str(SNPCC), heatmaps_path=f"{args.work}/heatmaps", num_epochs=args.epochs,
                 batch_size=32, seed=42, train_proportion=0.8, val_proportion=0.1, early_stopping_patience=20)
     t0 = time.time()
-    res = make_heatmaps(SconeConfig(**base), progress=False)
+    res = make_heatmaps(SconeConfig(**base), progress=False).results
     n = sum(r.written for r in res)
     skipped = {}
     for r in res:
         for k, v in r.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
     print(f"heatmaps: {n} written, skipped {skipped}, {time.time() - t0:.0f} s")
-    catalog = load_catalog(find_unit_folders(base["heatmaps_path"]))
+    catalog = load_catalog(finished_units(base["heatmaps_path"]))
     summary = {}
     for with_z in (False, True):
         cfg = SconeConfig(**base, with_z=with_z, output_path=str(out))

@@ -3,9 +3,10 @@
 Heatmaps live in wavelength space, so every band must be placed. Sources, in
 order: the simulation README's `FILTERS` block, the config's `band_to_wave`,
 the band's own full name (`DES-g`, `CSP-r/c`: its system's table, else the
-generic letter), the survey's table; otherwise an error naming the bands left
-unplaced. A full name outranks the survey table because combined real data
-sets (DES-SN5YR LOWZ) reuse letters: there `r` is CfA3 `V`, not DES `r`.
+generic letter), the survey's table. Bands left unplaced are returned, so the
+reader drops (and counts) only their observations. A full name outranks the
+survey table because combined real data sets (DES-SN5YR LOWZ) reuse letters:
+there `r` is CfA3 `V`, not DES `r`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ SURVEY_BANDS: dict[str, dict[str, float]] = {
     "SDSS": {"u": 3562.0, "g": 4719.0, "r": 6185.0, "i": 7500.0, "z": 8961.0},
     # ZTF (Bellm et al. 2019, PASP 131, 018002; SVO Palomar/ZTF.*).
     "ZTF": {"g": 4746.0, "r": 6366.0, "i": 7829.0},
+    # Young Supernova Experiment DR1 (Aleo et al. 2023): Pan-STARRS1 griz, ZTF g and r as X and Y.
+    "YSE": {"g": 4866.0, "r": 6215.0, "i": 7545.0, "z": 8679.0, "X": 4746.0, "Y": 6366.0},
 }
 SURVEY_ALIASES = {"PS1MD": "PS1", "PANSTARRS": "PS1", "FOUNDATION": "PS1", "LSST_WFD": "LSST"}
 
@@ -74,7 +77,7 @@ def _from_full_name(full: str) -> float | None:
     return GENERIC_FILTERS.get(letter)
 
 
-def resolve_band_to_wave(
+def place_bands(
     bands: Iterable[str],
     *,
     readme_filters: Mapping[str, float] | None = None,
@@ -82,13 +85,15 @@ def resolve_band_to_wave(
     survey: str | None = None,
     full_names: Mapping[str, str] | None = None,
     fallback: Mapping[str, float] | None = None,
-    source: str = "",
-) -> dict[str, float]:
-    """Place every band, first source wins; raise naming the bands left over."""
+) -> tuple[dict[str, float], list[str]]:
+    """(placed band -> wavelength, bands left unplaced), first source wins.
+
+    Readers drop only the observations in unplaced bands, so one odd filter does
+    not cost a file all its light curves."""
     table = survey_table(survey) or {}
     full_names = full_names or {}
     out: dict[str, float] = {}
-    missing = []
+    missing: list[str] = []
     for band in sorted(set(bands)):
         full = full_names.get(band, band)
         named = full != band and ("-" in full or "/" in full)
@@ -105,13 +110,30 @@ def resolve_band_to_wave(
         if wave is None and fallback and band in fallback:
             wave = float(fallback[band])
         if wave is None:
-            missing.append(full)
+            missing.append(band)
         else:
             out[band] = wave
+    return out, missing
+
+
+def resolve_band_to_wave(
+    bands: Iterable[str],
+    *,
+    readme_filters: Mapping[str, float] | None = None,
+    config_map: Mapping[str, float] | None = None,
+    survey: str | None = None,
+    full_names: Mapping[str, str] | None = None,
+    fallback: Mapping[str, float] | None = None,
+    source: str = "",
+) -> dict[str, float]:
+    """Place every band; raise naming the bands left over (for callers that need all)."""
+    out, missing = place_bands(bands, readme_filters=readme_filters, config_map=config_map,
+                               survey=survey, full_names=full_names, fallback=fallback)
     if missing:
+        names = [(full_names or {}).get(b, b) for b in missing]
         where = f" in {source}" if source else ""
         raise BandError(
-            f"cannot place band(s) {', '.join(missing)}{where} in wavelength (survey {survey!r}): "
+            f"cannot place band(s) {', '.join(names)}{where} in wavelength (survey {survey!r}): "
             "add them to the config's band_to_wave"
         )
     return out

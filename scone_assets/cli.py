@@ -12,6 +12,8 @@ from pathlib import Path
 
 from scone_assets.config import ConfigError, load_config
 from scone_assets.heatmaps import HeatmapError
+from scone_assets.locking import FolderBusy
+from scone_assets.outcome import Exit, Terminated
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.model import SnanaReadError
 
@@ -27,8 +29,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from scone_assets.inspect import format_summary, summarize
     from scone_assets.snana.read import discover, discover_paths
+    from scone_assets.snana.summary import exit_code, format_summary, summarize
 
     config = load_config(args.config_path) if args.config_path else None
     if args.paths:
@@ -39,9 +41,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise ConfigError("give input paths or --config_path")
     summary = summarize(found, config)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
-    if not summary["files"]:
-        return 1
-    return 0
+    code = exit_code(summary)
+    if code == Exit.USAGE:
+        where = " ".join(args.paths) if args.paths else f"the inputs of {args.config_path}"
+        print(f"scone inspect: no light curves could be read from {where}", file=sys.stderr)
+    return code
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -60,18 +64,41 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     from scone_assets.heatmaps.run import make_heatmaps
 
     config = load_config(args.config_path, **_overrides(args))
-    results = make_heatmaps(config, backend=args.backend, jobs=args.jobs, force=args.force)
-    failed = 0
-    for r in results:
+    run = make_heatmaps(config, backend=args.backend, jobs=args.jobs, force=args.force)
+    return _report_heatmaps(run, config)
+
+
+def _report_heatmaps(run, config) -> int:
+    """One line per unit and set, then every problem by name; the exit code says if any."""
+    from scone_assets.heatmaps.store import describe_duplicates
+
+    for r in run.results:
         if r.status == "failed":
-            failed += 1
-            print(f"FAILED {r.unit} [{r.heatmap_set}]: {r.error}")
+            print(f"FAILED       {r.unit} [{r.heatmap_set}]: {r.error}")
             continue
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(r.skipped.items())) or "none"
-        print(f"{r.status:12s} {r.unit} [{r.heatmap_set}]: {r.written} heatmaps, skipped: {skipped}"
-              + (f", {r.per_minute:.0f} heatmaps/min" if r.status == "done" else ""))
-    print(f"heatmaps in {config.heatmaps_path}")
-    return 1 if failed and failed == len(results) else 0
+        line = f"{r.status:12s} {r.unit} [{r.heatmap_set}]: {r.written} heatmaps, skipped: {skipped}"
+        if r.dropped_bands:
+            line += ", observations dropped in unplaceable bands: " + ", ".join(
+                f"{b} {n}" for b, n in sorted(r.dropped_bands.items()))
+        if r.status in ("done", "remade"):
+            line += f", {r.per_minute:.0f} heatmaps/min"
+        if r.status == "remade":
+            line += f" (remade: {'; '.join(r.reasons)})"
+        print(line)
+        for bad in r.bad_files:
+            print(f"  BAD FILE   {bad}")
+    problems = False
+    for name, dups in run.duplicates.items():
+        verb = "refused by train and predict unless duplicate_snids is set" \
+            if config.duplicate_snids == "error" else f"resolved by duplicate_snids: {config.duplicate_snids}"
+        print(f"DUPLICATES   [{name}] {len(dups)} SNID(s) in more than one file ({verb}): "
+              f"{describe_duplicates(dups)}")
+        problems |= config.duplicate_snids == "error"
+    failed = [r for r in run.results if not r.ok]
+    print(f"heatmaps in {config.heatmaps_path}: {len(run.results) - len(failed)} unit(s) complete"
+          + (f", {len(failed)} with failures" if failed else ""))
+    return Exit.PARTIAL if failed or problems else Exit.OK
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -87,28 +114,15 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _catalogs(config):
     from scone_assets.heatmaps.run import heatmap_sets
-    from scone_assets.model.loaders import find_unit_folders, load_catalog
+    from scone_assets.heatmaps.store import load_catalogs
 
-    if not config.heatmaps_path:
-        raise ConfigError("heatmaps_path is required (where `scone heatmaps` wrote the shards)")
-    catalogs = {}
-    for name, _ in heatmap_sets(config):
-        folders = find_unit_folders(config.heatmaps_path, name)
-        if not folders:
-            raise ConfigError(f"no finished heatmaps under {config.heatmaps_path}/{name}: run `scone heatmaps` first")
-        catalogs[name] = load_catalog(folders)
-    return catalogs
+    return load_catalogs(config.heatmaps_path, [name for name, _ in heatmap_sets(config)])
 
 
 def _band_map(catalogs) -> dict:
-    import json as _json
-
-    from scone_assets.heatmaps.shards import PARAMS
-
     merged: dict = {}
     for cat in catalogs.values():
-        for shard in cat.shards:
-            merged.update(_json.loads((Path(shard).parent / PARAMS).read_text()).get("band_to_wave", {}))
+        merged.update(cat.band_to_wave)
     return merged
 
 
@@ -118,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config_path, **_overrides(args))
     catalogs = _catalogs(config)
     out = default_model_dir(config)
-    metrics = train(config, catalogs, out, band_to_wave=_band_map(catalogs))
+    metrics = train(config, catalogs, out, band_to_wave=_band_map(catalogs), force=args.force)
     t = metrics["test"]
     print(f"trained model: {out}")
     print(f"test set: {t['n']} light curves, accuracy {t['accuracy']:.3f}, AUC {t['auc']:.3f}, "
@@ -127,29 +141,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from scone_assets.model.loaders import load_catalog
     from scone_assets.model.predict import predict
 
     config = load_config(args.config_path, **_overrides(args))
     if not config.trained_model:
         raise ConfigError("predict needs trained_model (a model folder from `scone train`)")
     catalogs = _catalogs(config)
-    from scone_assets.model.train import merge_catalogs
-
-    catalog = merge_catalogs(list(catalogs.values())) if len(catalogs) > 1 else load_catalog(
-        [Path(s).parent for s in next(iter(catalogs.values())).shards])
-    table = predict(config, catalog, config.trained_model)
-    path = config.output_predict_file or str(Path(config.effective_output_path()) / "predictions.csv")
-    print(f"predictions for {len(table)} light curves: {path} ({len(catalog.skipped)} skipped, listed beside it)")
-    return 0
+    path = Path(config.output_predict_file or Path(config.effective_output_path()) / "predictions.csv")
+    for name, catalog in catalogs.items():
+        # one file per early truncation: each holds one row per object
+        out = path if len(catalogs) == 1 else path.with_name(f"{path.stem}_{name}{path.suffix}")
+        table = predict(config, catalog, config.trained_model, out)
+        print(f"predictions for {len(table)} light curves: {out} ({len(catalog.skipped)} skipped, "
+              "listed beside it)")
+    return Exit.OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """SCONE's two quickstart steps in one: heatmaps, then train or predict by `mode`."""
     rc = cmd_heatmaps(args)
-    if rc:
+    if rc not in (Exit.OK, Exit.PARTIAL):
         return rc
-    return cmd_train(args) if load_config(args.config_path).mode == "train" else cmd_predict(args)
+    # failed units were named above; the model step uses the rest, and the exit code keeps the failure
+    step = cmd_train(args) if load_config(args.config_path).mode == "train" else cmd_predict(args)
+    return max(rc, step)
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -256,7 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--backend", choices=["fast", "george"], default=None)
             p.add_argument("--jobs", type=int, default=None)
-            p.add_argument("--force", action="store_true")
+        if name in ("train", "run"):
+            p.add_argument("--force", action="store_true",
+                           help="remake finished heatmap units and replace an existing model folder"
+                           if name == "run" else "replace an existing model folder")
         _common(p)
         p.set_defaults(func=func)
 
@@ -275,17 +293,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+USER_ERRORS = (ConfigError, SnanaReadError, SimulationError, HeatmapError, FolderBusy)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; see `scone_assets.outcome` for what the exit code means."""
+    import signal
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("scone_assets").setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(dagster|keras|tensorflow).*")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    verbose = getattr(args, "verbose", False)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, SnanaReadError, SimulationError, HeatmapError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        _fail(exc, verbose)
+        return Exit.USAGE
+    except OSError as exc:  # a full disk, a permission: the file and the reason, not a traceback
+        _fail(exc, verbose, prefix=_os_error_text(exc))
+        return Exit.PARTIAL
+    except KeyboardInterrupt:
+        print(f"scone {args.command}: interrupted; finished work is kept, temporary files removed",
+              file=sys.stderr)
+        return Exit.INTERRUPTED
+    except Terminated:
+        print(f"scone {args.command}: terminated; finished work is kept, temporary files removed",
+              file=sys.stderr)
+        return Exit.TERMINATED
+
+
+def _os_error_text(exc: OSError) -> str:
+    import errno
+
+    where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+    if exc.errno == errno.ENOSPC:
+        return f"error: disk full{where}; nothing incomplete was left under a final name"
+    return f"error: {exc.strerror or exc}{where}"
+
+
+def _fail(exc: BaseException, verbose: bool, prefix: str | None = None) -> None:
+    """One message format for every command: `error: <what>`, a traceback only with -v."""
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(prefix or f"error: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

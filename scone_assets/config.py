@@ -74,6 +74,11 @@ class SconeConfig(BaseModel):
     with_z: bool = False
     seed: int = 42
     early_stopping_patience: int | None = Field(None, ge=1)  # epochs without val_loss gain; best weights kept
+    # one object, one row: an SNID met twice in a role's inputs is refused unless the user
+    # says which copy counts ("first": the first unit in input order; "drop": neither)
+    duplicate_snids: Literal["error", "first", "drop"] = "error"
+    # with_z models on data without REDSHIFT_FINAL: refuse, or feed SCONE's -9 placeholder
+    missing_redshift: Literal["error", "placeholder"] = "error"
 
     # performance and loading (SCONE's documented defaults)
     enable_balanced_mode: bool = True
@@ -186,5 +191,10 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> SconeConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a YAML mapping of keys to values "
+                          f"(its top level is a {type(data).__name__})")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return config_from_dict(data, str(path))

@@ -18,7 +18,7 @@ def test_inspect_json_counts(des_sim, lowz_real):
 
 def test_inspect_text_and_missing_path(des_sim, tmp_path):
     res = run("inspect", str(des_sim), str(tmp_path / "missing"))
-    assert res.returncode == 0
+    assert res.returncode == 1  # a bad path is an error; the rest is still read
     assert "light curves: 200" in res.stdout and "types: SNIa 200" in res.stdout
     assert "missing: path does not exist" in res.stdout
 

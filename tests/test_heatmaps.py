@@ -10,6 +10,7 @@ import pytest
 
 from scone_assets.config import SconeConfig
 from scone_assets.extinction import ccm89
+from scone_assets.heatmaps import HeatmapError
 from scone_assets.heatmaps.gp import fit_fast, fit_george, predict_fast, predict_george
 from scone_assets.heatmaps.grid import (
     GridSpec,
@@ -21,7 +22,7 @@ from scone_assets.heatmaps.grid import (
 from scone_assets.heatmaps.kernels import exp_neg_array
 from scone_assets.heatmaps.linalg import TRI_INV_BLOCK, tri_inv_lower
 from scone_assets.heatmaps.run import make_heatmaps
-from scone_assets.heatmaps.shards import decode_image, read_shard, record_id
+from scone_assets.heatmaps.store import INDEX, SHARD, SUMMARY, decode_image, read_shard, record_id
 from scone_assets.simulate.run import simulate
 from scone_assets.snana.read import discover_paths, read_unit
 
@@ -163,29 +164,30 @@ def sim_folder(tmp_path_factory):
 
 def test_shards_index_summary_and_reruns(sim_folder, tmp_path):
     cfg = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=60)
-    res = make_heatmaps(cfg, jobs=2, progress=False)
+    res = make_heatmaps(cfg, jobs=2, progress=False).results
     assert [r.unit for r in res] == ["HMSIM__HMSIM-0001", "HMSIM__HMSIM-0002"]
     assert all(r.status == "done" for r in res)
     folder = res[0].folder
-    index = pd.read_parquet(folder / "index.parquet")
+    index = pd.read_parquet(folder / INDEX)
     ok = index[index.status == "ok"]
     assert res[0].written == len(ok) and len(index) == 20
-    records = list(read_shard(folder / "heatmaps.tfrecord", (32, 60)))
+    records = list(read_shard(folder / SHARD, (32, 60)))
     assert len(records) == len(ok)
     assert [r["snid"] for r in records] == list(ok.SNID)
     assert [r["label"] for r in records] == [int(t == "SNIa") for t in ok.TYPE_NAME]
     assert records[0]["image"].shape == (32, 60, 2) and np.all(records[0]["image"][..., 1] >= 0)
     assert records[0]["z"] == pytest.approx(ok.z.iloc[0], rel=1e-6)
-    summary = (folder / "heatmaps.summary").read_text()
+    summary = (folder / SUMMARY).read_text()
     assert "PROCESS_RATE:" in summary and "N_LC:" in summary and "GP_BACKEND:     fast" in summary
-    # a finished unit is not redone; other settings are refused; --force remakes
-    again = make_heatmaps(cfg, jobs=1, progress=False)
+    # a finished unit is not redone; another grid is refused; --force starts the store again
+    again = make_heatmaps(cfg, jobs=1, progress=False).results
     assert [r.status for r in again] == ["already done", "already done"]
     other = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=50)
-    failed = make_heatmaps(other, jobs=1, progress=False)
-    assert failed[0].status == "failed" and "other settings" in failed[0].error
-    forced = make_heatmaps(other, jobs=1, progress=False, force=True)
+    with pytest.raises(HeatmapError, match="holds 32x60 heatmaps .* asks for 32x50"):
+        make_heatmaps(other, jobs=1, progress=False)
+    forced = make_heatmaps(other, jobs=1, progress=False, force=True).results
     assert [r.status for r in forced] == ["done", "done"]
+    assert next(read_shard(forced[0].folder / SHARD, (32, 50)))["image"].shape == (32, 50, 2)
 
 
 def test_string_snids_early_sets_and_a_bad_file(lowz_real, tmp_path):
@@ -198,7 +200,7 @@ def test_string_snids_early_sets_and_a_bad_file(lowz_real, tmp_path):
     (data / "BROKEN_HEAD.FITS").write_bytes(b"SIMPLE  = garbage")
     (data / "BROKEN_PHOT.FITS").write_bytes(b"SIMPLE  = garbage")
     cfg = SconeConfig(input_path=str(data), heatmaps_path=str(tmp_path / "h"), early_lightcurves=[5, 50])
-    res = make_heatmaps(cfg, jobs=2, progress=False)
+    res = make_heatmaps(cfg, jobs=2, progress=False).results
     by = {(r.unit, r.heatmap_set): r for r in res}
     assert by[("data__BROKEN", "early_5d")].status == "failed"
     assert "BROKEN_HEAD.FITS" in by[("data__BROKEN", "early_5d")].error
@@ -206,9 +208,9 @@ def test_string_snids_early_sets_and_a_bad_file(lowz_real, tmp_path):
     assert good5.status == good50.status == "done"
     assert good5.written + sum(good5.skipped.values()) == 342
     assert good50.written >= good5.written > 200
-    index = pd.read_parquet(good50.folder / "index.parquet")
+    index = pd.read_parquet(good50.folder / INDEX)
     assert "2004ef" in set(index.SNID) and set(index.early_days.dropna()) == {50.0}
-    rec = next(r for r in read_shard(good50.folder / "heatmaps.tfrecord", (32, 180)) if r["snid"] == "2004ef")
+    rec = next(r for r in read_shard(good50.folder / SHARD, (32, 180)) if r["snid"] == "2004ef")
     assert rec["id"] == record_id("2004ef") and rec["type_name"] == "SNIa" and rec["label"] == 1
 
 
@@ -219,7 +221,7 @@ def test_cli_heatmaps(sim_folder, tmp_path):
                           "--jobs", "1", "--backend", "george"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "done         HMSIM__HMSIM-0001 [full]:" in res.stdout and "heatmaps/min" in res.stdout
-    assert "GP_BACKEND:     george" in (tmp_path / "h/full/HMSIM__HMSIM-0001/heatmaps.summary").read_text()
+    assert "GP_BACKEND:     george" in (tmp_path / "h/full/HMSIM__HMSIM-0001" / SUMMARY).read_text()
     bad = tmp_path / "bad.yml"
     bad.write_text(f"input_path: {sim_folder}\n")
     res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "heatmaps", "--config_path", str(bad)],

@@ -11,17 +11,12 @@ import pytest
 
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.heatmaps.run import make_heatmaps
+from scone_assets.heatmaps.store import finished_units, load_catalog
 from scone_assets.model import metrics
-from scone_assets.model.loaders import (
-    GB,
-    MB,
-    find_unit_folders,
-    load_arrays,
-    load_catalog,
-    plan_loading,
-)
+from scone_assets.model.folder import load_trained
+from scone_assets.model.loaders import GB, MB, load_arrays, plan_loading
 from scone_assets.model.network import build_model
-from scone_assets.model.predict import load_trained, predict
+from scone_assets.model.predict import predict
 from scone_assets.model.train import split_snids, train
 from scone_assets.simulate.run import simulate
 
@@ -102,7 +97,7 @@ def trained(tmp_path_factory):
     cfg = SconeConfig(input_path=str(root / "SIM"), heatmaps_path=str(root / "h"), output_path=str(root / "out"),
                       num_epochs=25, seed=1)
     make_heatmaps(cfg, jobs=2, progress=False)
-    catalog = load_catalog(find_unit_folders(cfg.heatmaps_path))
+    catalog = load_catalog(finished_units(cfg.heatmaps_path))
     result = train(cfg, {"full": catalog}, root / "out" / "trained_model", band_to_wave={"g": 4828.0}, progress=False)
     return root, cfg, catalog, result
 
@@ -164,7 +159,7 @@ def test_bad_model_inputs_are_named(trained, tmp_path):
     small = SconeConfig(input_path=cfg.input_path, heatmaps_path=str(tmp_path / "h16"), num_wavelength_bins=16,
                         num_mjd_bins=40)
     make_heatmaps(small, jobs=1, progress=False)
-    other = load_catalog(find_unit_folders(small.heatmaps_path))
+    other = load_catalog(finished_units(small.heatmaps_path))
     with pytest.raises(ConfigError, match="16x40 but the model .* was trained on 32x180"):
         predict(SconeConfig(mode="predict", trained_model=str(root / "out" / "trained_model")), other,
                 root / "out" / "trained_model", tmp_path / "p.csv")
@@ -256,7 +251,7 @@ def test_early_light_curves_give_metrics_per_truncation(trained, tmp_path):
     early = SconeConfig(input_path=cfg.input_path, heatmaps_path=str(tmp_path / "h"), early_lightcurves=[5, 50],
                         num_epochs=2, seed=2)
     make_heatmaps(early, jobs=2, progress=False)
-    catalogs = {name: load_catalog(find_unit_folders(early.heatmaps_path, name)) for name in ("early_5d", "early_50d")}
+    catalogs = {name: load_catalog(finished_units(early.heatmaps_path, name)) for name in ("early_5d", "early_50d")}
     result = train(early, catalogs, tmp_path / "m", progress=False)
     assert set(result["sets"]) == {"early_5d", "early_50d"}
     assert all(0 <= v["binary"]["accuracy"] <= 1 and v["binary"]["n"] > 0 for v in result["sets"].values())

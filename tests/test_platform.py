@@ -105,12 +105,12 @@ def test_io_manager_picks_streaming_above_the_threshold(platform):
     root, defs, instance = platform
     from scone_assets.config import SconeConfig
     from scone_assets.defs.io_managers import HeatmapSet
-    from scone_assets.heatmaps.run import unit_folder
+    from scone_assets.heatmaps.store import INDEX, unit_folder
 
     heat = root / "out" / "heatmaps"
     folders = [(f"train:TRAIN__TRAIN-000{i}", "full", unit_folder(heat, "full", f"TRAIN__TRAIN-000{i}"))
                for i in (1, 2)]
-    if not all((f / "index.parquet").is_file() for _, _, f in folders):  # run alone: make them here
+    if not all((f / INDEX).is_file() for _, _, f in folders):  # run alone: make them here
         from scone_assets.heatmaps.run import make_heatmaps
 
         make_heatmaps(SconeConfig(input_path=str(root / "sims" / "TRAIN"), heatmaps_path=str(heat)), jobs=1,

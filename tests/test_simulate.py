@@ -153,3 +153,27 @@ def test_cli_simulate(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "scone_assets.cli", "simulate", "--out", str(tmp_path / "D"),
                           "--survey", "hsc"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown survey 'hsc'" in bad.stderr
+
+
+def test_resume_counts_kept_files_and_rewrites_unreadable_ones(sim, tmp_path, caplog):
+    """After an interrupted run, the counts and README stats cover the whole folder, not the
+    files of the last run; a kept HEAD that cannot be read is written again."""
+    import re
+    import shutil
+
+    src, fresh = sim
+    out = tmp_path / src.name
+    shutil.copytree(src, out)
+    for part in ("HEAD", "PHOT"):
+        (out / f"TESTSIM-0002_{part}.FITS").unlink()
+    head3 = out / "TESTSIM-0003_HEAD.FITS"
+    head3.write_bytes(head3.read_bytes()[:5000])  # not one of ours any more: cut short
+    with caplog.at_level("WARNING", logger="scone_assets.simulate.run"):
+        res = simulate(out, 600, survey="des", seed=7, per_file=200, jobs=1, progress=False)
+    assert [h.name for h in res.resumed_files] == ["TESTSIM-0001_HEAD.FITS"]
+    assert "writing TESTSIM-0003_HEAD.FITS again: cannot read it" in caplog.text
+    assert res.counts == fresh.counts and sum(res.counts.values()) == 600
+    readme = (out / "TESTSIM.README").read_text()
+    stats = {k: int(v) for k, v in re.findall(r"^ {4}NLC_WRITE_(\S+): (\d+)$", readme, re.M)}
+    assert stats == res.counts
+    assert digest(out) == digest(src)

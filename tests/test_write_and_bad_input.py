@@ -90,7 +90,8 @@ def _head_columns(meta, obs, pointers=None):
 
 def test_missing_separators_split_by_nobs_with_warning(tmp_path):
     meta, obs = make_sim(nobs=(4, 6, 3, 5, 2))
-    write_table(tmp_path / "X_HEAD.FITS", _head_columns(meta, obs, pointers=(np.full(5, 900), np.full(5, 990))))
+    write_table(tmp_path / "X_HEAD.FITS", _head_columns(meta, obs, pointers=(np.full(5, 900), np.full(5, 990))),
+                header={"SURVEY": "DES"})  # places the bands; unplaceable ones would be dropped
     write_table(tmp_path / "X_PHOT.FITS", _phot_columns(obs, separators=False))
     lcs = read_unit(discover_paths([str(tmp_path)]).units[0])
     assert any("split by NOBS" in w for w in lcs.warnings)
@@ -139,8 +140,9 @@ def test_empty_phot_gives_zero_light_curves(tmp_path):
 def test_bad_files_are_named_and_the_rest_are_read(tmp_path, des_sim):
     import shutil
 
-    shutil.copy(des_sim / "DES_Ia-0001_HEAD.FITS", tmp_path / "A_HEAD.FITS")
-    shutil.copy(des_sim / "DES_Ia-0001_PHOT.FITS", tmp_path / "A_PHOT.FITS")
+    # the DES_ prefix names the survey (these files have no SURVEY key), so its bands are placed
+    shutil.copy(des_sim / "DES_Ia-0001_HEAD.FITS", tmp_path / "DES_A_HEAD.FITS")
+    shutil.copy(des_sim / "DES_Ia-0001_PHOT.FITS", tmp_path / "DES_A_PHOT.FITS")
     (tmp_path / "B_PHOT.FITS").write_bytes(b"x")  # PHOT without HEAD
     data = (des_sim / "DES_Ia-0001_PHOT.FITS").read_bytes()
     shutil.copy(des_sim / "DES_Ia-0001_HEAD.FITS", tmp_path / "C_HEAD.FITS")
@@ -151,7 +153,7 @@ def test_bad_files_are_named_and_the_rest_are_read(tmp_path, des_sim):
     write_table(tmp_path / "F_HEAD.FITS", _head_columns(meta, obs))
     write_table(tmp_path / "F_PHOT.FITS", {"MJD": obs.MJD.to_numpy(), "FLT": obs.FLT.to_numpy()})
 
-    from scone_assets.inspect import summarize
+    from scone_assets.snana.summary import summarize
 
     summary = summarize(discover_paths([str(tmp_path)]))
     assert [f["light_curves"] for f in summary["files"]] == [200]

@@ -6,7 +6,6 @@ library's own message (the file, the key, the value).
 
 
 import base64
-import json
 import os
 from pathlib import Path
 
@@ -29,6 +28,21 @@ def _read(scone: SconeResource, key: str):
         return role, cfg, unit, read_unit(unit, cfg, load_labels(cfg.labels_path))
     except SnanaReadError as exc:
         raise dg.Failure(description=str(exc)) from None
+
+
+def _one_row_per_object(frame: pd.DataFrame, policy: str, what: str) -> pd.DataFrame:
+    """SNIDs met in more than one partition: refused (naming both) unless `duplicate_snids`
+    says which copy counts, as the library does for heatmaps."""
+    dup = frame[frame.SNID.duplicated(keep=False)]
+    if not len(dup):
+        return frame
+    where = dup.groupby("SNID")["partition"].agg(lambda p: " and ".join(map(str, p)))
+    text = "; ".join(f"SNID {snid} in {parts}" for snid, parts in where.head(5).items())
+    if policy == "error":
+        raise dg.Failure(description=f"{what}: {len(where)} SNID(s) appear more than once ({text}). Remove the "
+                         "duplicate files, or set duplicate_snids: first or drop in the config")
+    keep = ~frame.SNID.duplicated(keep="first" if policy == "first" else False)
+    return frame[keep].reset_index(drop=True)
 
 
 def _md_table(counts: dict[str, int], header: str = "count") -> str:
@@ -84,7 +98,7 @@ def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
     frames = [df for key, df in lightcurve_catalog.items() if split_key(key)[0] == "train"]
     if not frames:
         raise dg.Failure("no training partitions have a lightcurve_catalog yet")
-    cat = pd.concat(frames, ignore_index=True).drop_duplicates("SNID")
+    cat = _one_row_per_object(pd.concat(frames, ignore_index=True), cfg.duplicate_snids, "training partitions")
     labels = make_labels(cat.TYPE_NAME, cfg.categorical)
     split = split_snids(cat.SNID.to_numpy(), labels.encode(cat.TYPE_NAME), cfg)
     out = split.merge(cat[["SNID", "TYPE_NAME", "REDSHIFT_FINAL", "partition"]], on="SNID")
@@ -102,20 +116,29 @@ def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
           kinds={"tensorflow"}, deps=[snana_files], check_specs=[checks.heatmap_yield_spec],
           description="GP heatmaps of one input unit: TFRecord shard, index and summary.")
 def heatmaps(context: dg.AssetExecutionContext, scone: SconeResource):
-    from scone_assets.heatmaps.run import WorkerPool, heatmap_sets, make_unit
+    from scone_assets.heatmaps.make import start_worker
+    from scone_assets.heatmaps.run import heatmaps_for_unit
+    from scone_assets.heatmaps.store import SHARD, read_shard
     from scone_assets.model.evaluate import plot_examples
+    from scone_assets.workers import WorkerPool
 
-    _, cfg, unit, lcs = _read(scone, context.partition_key)
-    pool = WorkerPool(max(1, scone.jobs or cfg.jobs or os.cpu_count() or 1))
-    results = []
-    try:
-        for name, truncation in heatmap_sets(cfg):
-            results.append(make_unit(lcs, unit, cfg, pool, heatmap_set=name, truncation=truncation,
-                                     backend=scone.gp_backend or cfg.gp_backend, force=True, progress=False))
-    except Exception as exc:  # the library's message, in the run's log and the failure
-        raise dg.Failure(description=f"heatmaps for {context.partition_key}: {exc}") from exc
-    finally:
-        pool.close()
+    _, cfg, unit = scone.unit(context.partition_key)
+    with WorkerPool(max(1, scone.jobs or cfg.jobs or os.cpu_count() or 1), start_worker) as pool:
+        try:
+            results = heatmaps_for_unit(unit, cfg, pool, backend=scone.gp_backend or cfg.gp_backend)
+        except Exception as exc:  # the library's message, in the run's log and the failure
+            raise dg.Failure(description=f"heatmaps for {context.partition_key}: {exc}") from exc
+    for r in results:
+        context.log.info(f"{r.status} {r.unit} [{r.heatmap_set}]: {r.written} heatmaps, skipped {r.skipped}"
+                         + (f", remade: {'; '.join(r.reasons)}" if r.reasons else ""))
+        for bad in r.bad_files:
+            context.log.warning(f"bad file skipped: {bad}")
+        if r.dropped_bands:
+            context.log.warning(f"observations dropped in unplaceable bands: {r.dropped_bands}")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise dg.Failure(description="; ".join(f"heatmaps for {context.partition_key} [{r.heatmap_set}]: "
+                                               f"{r.error}" for r in failed))
     written = sum(r.written for r in results)
     skipped: dict[str, int] = {}
     for r in results:
@@ -124,13 +147,17 @@ def heatmaps(context: dg.AssetExecutionContext, scone: SconeResource):
     minutes = sum(r.seconds for r in results) / 60
     metadata = {"written": written, "skipped": dg.MetadataValue.json(skipped),
                 "heatmaps_per_minute": round(written / minutes, 1) if minutes else 0.0,
-                "sets": ", ".join(r.heatmap_set for r in results)}
+                "sets": ", ".join(r.heatmap_set for r in results),
+                "status": ", ".join(sorted({r.status for r in results})),
+                "bad_files": dg.MetadataValue.json(sorted({b for r in results for b in r.bad_files})),
+                "dropped_observations": dg.MetadataValue.json(
+                    {b: n for r in results for b, n in r.dropped_bands.items()})}
     if written:
-        from scone_assets.heatmaps.shards import read_shard
-
-        first = results[0]
-        rec = next(read_shard(first.folder / "heatmaps.tfrecord", (cfg.num_wavelength_bins, cfg.num_mjd_bins)))
-        png = plot_examples(rec["image"][None], [f"{rec['type_name']} {rec['snid']}"], first.folder / "example.png",
+        first = next(r for r in results if r.written)
+        rec = next(read_shard(first.folder / SHARD, (cfg.num_wavelength_bins, cfg.num_mjd_bins)))
+        target = Path(cfg.effective_output_path()) / "examples" / f"{first.unit}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        png = plot_examples(rec["image"][None], [f"{rec['type_name']} {rec['snid']}"], target,
                             waves=(3000.0, 10100.0))
         metadata["example_heatmap"] = _png_md(png, "example heatmap")
     yield dg.Output({"folders": [str(r.folder) for r in results]}, metadata=metadata)
@@ -151,11 +178,13 @@ def trained_model(context: dg.AssetExecutionContext, scone: SconeResource, heatm
     plan = train_set.plan()
     context.log.info(f"training with the {plan.kind} loader")
     band_to_wave: dict = {}
-    for _, _, folder in train_set.present():
-        band_to_wave.update(json.loads((folder / "heatmaps.json").read_text()).get("band_to_wave", {}))
+    for cat in catalogs.values():
+        band_to_wave.update(cat.band_to_wave)
     out = default_model_dir(cfg)
     split = balanced_catalog[["SNID", "label", "set"]]
-    metrics = train(cfg, catalogs, out, band_to_wave=band_to_wave, progress=False, split=split)
+    if out.exists():
+        context.log.info(f"replacing the model in {out}: materializing trained_model asks for a new one")
+    metrics = train(cfg, catalogs, out, band_to_wave=band_to_wave, progress=False, split=split, force=True)
     t = metrics["test"]
     yield dg.Output(str(out), metadata={
         "accuracy": float(t["accuracy"]), "auc": float(t["auc"]), "purity": float(t["purity"]),
@@ -181,7 +210,9 @@ def predictions(context: dg.AssetExecutionContext, scone: SconeResource, heatmap
     folder = Path(cfg.effective_output_path()) / "predictions"
     table = predict(cfg, heatmaps.catalog(), trained_model, folder / f"{unit}.csv")
     parts = sorted(p for p in folder.glob("*.csv") if not p.name.endswith(".skipped.csv"))
-    combined = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+    combined = pd.concat([pd.read_csv(p, dtype={"SNID": str}).assign(partition=p.stem) for p in parts],
+                         ignore_index=True)
+    combined = _one_row_per_object(combined, cfg.duplicate_snids, "predict partitions").drop(columns="partition")
     from scone_assets.atomic import atomic_path
 
     target = Path(cfg.output_predict_file or Path(cfg.effective_output_path()) / "predictions.csv")

@@ -21,13 +21,9 @@ from scone_assets.atomic import atomic_path, atomic_write_text
 from scone_assets.config import SconeConfig
 from scone_assets.defs.partitions import split_key
 from scone_assets.defs.resources import SconeResource
-from scone_assets.model.loaders import (
-    HeatmapCatalog,
-    LoaderPlan,
-    load_arrays,
-    load_catalog,
-    plan_loading,
-)
+from scone_assets.heatmaps import store
+from scone_assets.heatmaps.store import HeatmapCatalog
+from scone_assets.model.loaders import LoaderPlan, load_arrays, plan_loading
 
 
 def _safe(key: str) -> str:
@@ -83,7 +79,7 @@ class HeatmapSet:
         return HeatmapSet([f for f in self.folders if split_key(f[0])[0] == role], self.config)
 
     def present(self) -> list[tuple[str, str, Path]]:
-        return [f for f in self.folders if (f[2] / "index.parquet").exists()]
+        return [f for f in self.folders if store.read_unit_record(f[2]) is not None]
 
     def catalogs(self) -> dict[str, HeatmapCatalog]:
         """One catalog per heatmap set (`full`, or one per early truncation)."""
@@ -92,12 +88,10 @@ class HeatmapSet:
             by_set.setdefault(name, []).append(folder)
         if not by_set:
             raise dg.Failure("no materialized heatmap partitions to load")
-        return {name: load_catalog(folders) for name, folders in by_set.items()}
+        return {name: store.load_catalog(folders) for name, folders in by_set.items()}
 
     def catalog(self) -> HeatmapCatalog:
-        from scone_assets.model.train import merge_catalogs
-
-        return merge_catalogs(list(self.catalogs().values()))
+        return store.merge_catalogs(list(self.catalogs().values()))
 
     def plan(self) -> LoaderPlan:
         cat = self.catalog()
@@ -111,10 +105,7 @@ class HeatmapSet:
         """Streaming loader: a batched, prefetched tf.data pipeline over the shards."""
         import tensorflow as tf
 
-        from scone_assets.model.loaders import records
-
-        cat = self.catalog()
-        return records(cat.shards, cat.shape).batch(batch or self.config.batch_size).prefetch(tf.data.AUTOTUNE)
+        return store.records_of(self.catalog()).batch(batch or self.config.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def loader(self):
         """What the rules pick: `arrays()` below the threshold, `dataset()` at or above it,
@@ -135,7 +126,7 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
                                                                          zip(remote, obj["folders"], strict=True)])})
 
     def load_input(self, context: dg.InputContext) -> HeatmapSet:
-        from scone_assets.heatmaps.run import heatmap_sets, unit_folder
+        from scone_assets.heatmaps.run import heatmap_sets
 
         keys = context.asset_partition_keys if context.has_asset_partitions else []
         configs: dict[str, SconeConfig] = {}  # one read of each role's YAML, however many partitions
@@ -145,7 +136,7 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
             if role not in configs:
                 configs[role] = self.scone.config(role)
             cfg = configs[role]
-            folders += [(key, name, unit_folder(cfg.heatmaps_path, name, unit)) for name, _ in heatmap_sets(cfg)]
+            folders += [(key, name, store.unit_folder(cfg.heatmaps_path, name, unit)) for name, _ in heatmap_sets(cfg)]
         for _, _, folder in folders:
             self.scone.pull(folder)  # a remote output root: fetch the shards into local staging
         role = split_key(keys[0])[0] if keys else "train"

@@ -1,57 +1,43 @@
-"""Heatmaps for every input unit: one shard, index and summary per unit and heatmap set.
+"""Heatmaps for input units: the one per-unit driver that `scone heatmaps` and the
+Dagster heatmaps asset share, with one error policy.
 
-Layout: `<heatmaps_path>/<set>/<unit>/{heatmaps.tfrecord, index.parquet,
-heatmaps.summary, heatmaps.json}`, where the set is `full`, `early_<N>d` per
-`early_lightcurves` truncation, or `early_mixed`. The index is written last,
-so a unit whose index exists with the same parameters is finished and is
-skipped on a re-run unless forced. Light curves are spread over a process
-pool (all cores by default); a bad light curve is skipped and counted, a bad
-file is reported and the others continue.
+Per unit and heatmap set: the fingerprint of what would make it is compared with
+the one the store holds; a current unit is reused, a stale one is remade and the
+reason said, a missing one is made. A unit that cannot be read, or holds no light
+curve, fails with its message and the others proceed. Light curves are spread over
+a process pool (all cores by default) whose workers end with their parent.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from scone_assets.atomic import atomic_write_text
-from scone_assets.config import SconeConfig
-from scone_assets.heatmaps import HeatmapError
+from scone_assets.config import ConfigError, SconeConfig
+from scone_assets.heatmaps import HeatmapError, store
 from scone_assets.heatmaps.grid import EARLY_DEFAULT, GridSpec
-from scone_assets.heatmaps.make import (
-    HeatmapResult,
-    LightCurveInput,
-    _limit_threads,
-    compute_chunk,
-    start_worker,
-)
-from scone_assets.heatmaps.shards import (
-    INDEX,
-    PARAMS,
-    SHARD,
-    SUMMARY,
-    encode_example,
-    summary_text,
-    write_index,
-    write_shard,
-)
+from scone_assets.heatmaps.make import HeatmapResult, LightCurveInput, compute_chunk, start_worker
+from scone_assets.locking import lock_file
 from scone_assets.snana.model import LightCurves, SnanaReadError
-from scone_assets.snana.read import InputUnit, iter_inputs
+from scone_assets.snana.read import InputUnit, discover, load_labels, read_unit
 from scone_assets.snana.types import IA
+from scone_assets.workers import WorkerPool
 
 log = logging.getLogger(__name__)
+
+UnitStatus = Literal["done", "remade", "already done", "failed"]
+# skip reasons that are failures of the GP, not properties of the data
+GP_FAILURES = frozenset({"non-positive-definite matrix", "optimiser failure", "non-finite GP prediction"})
 
 
 @dataclass
@@ -59,16 +45,42 @@ class UnitResult:
     unit: str
     heatmap_set: str
     folder: Path | None
+    status: UnitStatus = "done"
     written: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    dropped_bands: dict[str, int] = field(default_factory=dict)
     by_type: dict[str, int] = field(default_factory=dict)
+    bad_files: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # why a unit was remade
     seconds: float = 0.0
-    status: str = "done"  # done | already done | failed
     error: str | None = None
 
     @property
     def per_minute(self) -> float:
         return 60.0 * self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def gp_failures(self) -> int:
+        return sum(n for reason, n in self.skipped.items() if reason in GP_FAILURES)
+
+    @property
+    def ok(self) -> bool:
+        """Everything asked of this unit was done (its data's own skips aside)."""
+        return self.status != "failed" and not self.bad_files and not self.gp_failures
+
+
+@dataclass
+class HeatmapRun:
+    """What `make_heatmaps` did: per unit and set, and the duplicates across units."""
+
+    root: Path
+    results: list[UnitResult]
+    duplicates: dict[str, pd.DataFrame] = field(default_factory=dict)  # set -> duplicate_snids
+    removed: list[Path] = field(default_factory=list)  # stale temporaries of killed runs
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
 
 
 def heatmap_sets(config: SconeConfig) -> list[tuple[str, float | None | str]]:
@@ -81,11 +93,17 @@ def heatmap_sets(config: SconeConfig) -> list[tuple[str, float | None | str]]:
     return [("full", None)]
 
 
+def grid_spec(config: SconeConfig) -> GridSpec:
+    return GridSpec(config.num_wavelength_bins, config.num_mjd_bins, config.has_peakmjd, config.mw_correction)
+
+
+def store_grid(config: SconeConfig) -> store.Grid:
+    return store.Grid(config.num_wavelength_bins, config.num_mjd_bins)
+
+
 def _mixed_days(snid: object, seed: int) -> float:
     """SCONE draws 0-50 days per object; seeded by the SNID so re-runs agree."""
-    from scone_assets.heatmaps.shards import record_id
-
-    rng = np.random.default_rng([seed, record_id(snid) & 0xFFFFFFFF])
+    rng = np.random.default_rng([seed, store.record_id(snid) & 0xFFFFFFFF])
     return float(rng.integers(0, 51))
 
 
@@ -99,136 +117,217 @@ def _inputs(lcs: LightCurves, truncation, seed: int) -> list[LightCurveInput]:
     return out
 
 
-class WorkerPool:
-    """A spawn-context pool (safe even when TensorFlow is loaded in the parent)."""
-
-    def __init__(self, jobs: int):
-        self.jobs = jobs
-        self.ex = None
-        if jobs > 1:
-            self.ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=start_worker)
-            # start the workers now: they import and load the compiled back-end
-            # while this process reads its first file
-            self.ex.submit(int)
-
-    def map(self, tasks: list[tuple]) -> Iterator[list[HeatmapResult]]:
-        if self.ex is None:
-            _limit_threads()
-            return map(compute_chunk, tasks)
-        return self.ex.map(compute_chunk, tasks)
-
-    def close(self) -> None:
-        if self.ex is not None:
-            self.ex.shutdown()
+def settings(config: SconeConfig, backend: str, heatmap_set: str, truncation,
+             fallback: Mapping[str, float] | None) -> dict:
+    """The config that shapes a unit's heatmaps (and its type names and band map)."""
+    return {"num_wavelength_bins": config.num_wavelength_bins, "num_mjd_bins": config.num_mjd_bins,
+            "has_peakmjd": config.has_peakmjd, "mw_correction": config.mw_correction,
+            "backend": backend, "set": heatmap_set, "truncation": truncation,
+            "seed": config.seed if truncation == "mixed" else None,
+            "survey": config.survey, "band_to_wave": config.band_to_wave,
+            "sn_type_id_to_name": {str(k): v for k, v in (config.sn_type_id_to_name or {}).items()},
+            "trained_band_to_wave": dict(fallback) if fallback else None}
 
 
-def _params(config: SconeConfig, spec: GridSpec, backend: str, unit: InputUnit, heatmap_set: str) -> dict:
-    return {"unit": unit.key, "files": unit.files, "set": heatmap_set, "backend": backend,
-            "num_wavelength_bins": spec.num_wavelength_bins, "num_mjd_bins": spec.num_mjd_bins,
-            "has_peakmjd": spec.has_peakmjd, "mw_correction": spec.mw_correction, "seed": config.seed,
-            "version": 1}
+@dataclass
+class _Context:
+    """What every unit of one run shares: read once."""
+
+    config: SconeConfig
+    pool: WorkerPool
+    backend: str
+    force: bool
+    progress: bool
+    labels: dict | None
+    labels_fp: dict | None
+    fallback: dict[str, float] | None
 
 
-def unit_folder(heatmaps_path: str | Path, heatmap_set: str, unit_key: str) -> Path:
-    return Path(heatmaps_path) / heatmap_set / unit_key
+def _context(config: SconeConfig, pool: WorkerPool, backend: str | None, force: bool,
+             progress: bool) -> _Context:
+    labels = load_labels(config.labels_path)
+    labels_fp = store.file_fingerprint(config.labels_path) if config.labels_path else None
+    return _Context(config, pool, backend or config.gp_backend, force, progress, labels, labels_fp,
+                    training_band_map(config))
 
 
-def make_unit(lcs: LightCurves, unit: InputUnit, config: SconeConfig, pool: WorkerPool, *,
-              heatmap_set: str, truncation, backend: str, force: bool, progress: bool) -> UnitResult:
-    spec = GridSpec(config.num_wavelength_bins, config.num_mjd_bins, config.has_peakmjd, config.mw_correction)
-    folder = unit_folder(config.heatmaps_path, heatmap_set, unit.key)
-    params = _params(config, spec, backend, unit, heatmap_set) | {"band_to_wave": lcs.band_to_wave}
-    if (folder / INDEX).exists() and (folder / PARAMS).exists() and not force:
-        old = json.loads((folder / PARAMS).read_text())
-        if old == params:
-            return UnitResult(unit.key, heatmap_set, folder, status="already done")
-        raise HeatmapError(f"{folder} holds heatmaps made with other settings; use --force to replace them")
-    if not lcs.band_to_wave and len(lcs):
-        raise HeatmapError(f"{lcs.source}: no band could be placed in wavelength ({'; '.join(lcs.warnings)})")
+def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
+    """Every heatmap set of one unit: reused, remade or made. Never raises for a bad
+    unit: the result says `failed` with the message."""
+    cfg, root = ctx.config, Path(ctx.config.heatmaps_path)
+    todo, results = [], []
+    for name, truncation in heatmap_sets(cfg):
+        folder = store.unit_folder(root, name, unit.key)
+        try:
+            fp = store.unit_fingerprint(unit.files, unit.readme, ctx.labels_fp,
+                                        settings(cfg, ctx.backend, name, truncation, ctx.fallback))
+        except OSError as exc:
+            results.append(UnitResult(unit.key, name, None, "failed", error=f"cannot read input: {exc}"))
+            continue
+        state, reasons = store.unit_state(folder, fp)
+        if state == "current" and not ctx.force:
+            rec = store.read_unit_record(folder)
+            results.append(UnitResult(unit.key, name, folder, "already done", rec.written, rec.skipped,
+                                      rec.dropped_bands, rec.by_type, rec.bad_files))
+            continue
+        todo.append((name, truncation, folder, fp, "done" if state == "missing" else "remade",
+                     reasons if state == "stale" else (["--force"] if ctx.force and state == "current" else [])))
+    if not todo:
+        return results
+    try:
+        lcs = read_unit(unit, cfg, ctx.labels, ctx.fallback)
+    except SnanaReadError as exc:
+        return results + [UnitResult(unit.key, t[0], None, "failed", error=str(exc)) for t in todo]
+    for w in lcs.warnings:
+        log.warning("%s", w)
+    for name, truncation, folder, fp, status, reasons in todo:
+        if status == "remade":
+            log.info("remaking %s [%s]: %s", unit.key, name, "; ".join(reasons))
+        try:
+            with lock_file(store.unit_lock_path(folder), what=f"heatmap unit {folder}"):
+                store.remove_stale(folder.parent, unit.key)
+                res = _make_unit(lcs, unit, ctx, folder, name, truncation, fp)
+        except (HeatmapError, ValueError) as exc:
+            log.error("heatmaps for %s [%s] failed: %s", unit.key, name, exc)
+            res = UnitResult(unit.key, name, None, "failed", error=str(exc))
+        if res.status != "failed":
+            res.status, res.reasons = status, reasons
+        results.append(res)
+    return results
 
+
+def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, heatmap_set: str,
+               truncation, fingerprint: dict) -> UnitResult:
+    cfg = ctx.config
+    bad_files = [str(e) for e in lcs.file_errors]
+    dropped = dict(getattr(lcs, "dropped_bands", {}) or {})
+    if not len(lcs):
+        why = "; ".join(lcs.warnings) or "no light curve could be read"
+        return UnitResult(unit.key, heatmap_set, None, "failed", bad_files=bad_files,
+                          skipped=lcs.skipped_by_reason(), error=f"no light curves in {lcs.source} ({why})")
+    spec = grid_spec(cfg)
     t0 = time.perf_counter()
-    inputs = _inputs(lcs, truncation, config.seed)
+    inputs = _inputs(lcs, truncation, cfg.seed)
+    pool = ctx.pool
     chunk = max(4, min(64, len(inputs) // (4 * pool.jobs) or 4))
-    tasks = [(inputs[i:i + chunk], lcs.band_to_wave, spec, backend) for i in range(0, len(inputs), chunk)]
+    tasks = [(inputs[i:i + chunk], lcs.band_to_wave, spec, ctx.backend) for i in range(0, len(inputs), chunk)]
     # plain rows by SNID: a pandas row lookup and its attribute reads cost ~0.45 ms per
     # light curve, a third of this process's work while the workers make heatmaps
-    columns = ["TYPE", "TYPE_NAME", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR", "PEAKMJD", "MWEBV"]
+    columns = ["TYPE", "TYPE_NAME", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR", "PEAKMJD", "MWEBV", "SOURCE_FILE"]
     meta = dict(zip(lcs.meta["SNID"], lcs.meta[columns].itertuples(index=False), strict=True))
     rows: list[dict] = []
     skipped: Counter[str] = Counter()
     for snid, reason in lcs.skipped:  # the reader's skips (one observation, duplicates) count too
         skipped[reason] += 1
-        rows.append({"SNID": str(snid), "TYPE_NAME": "", "status": reason})
+        rows.append({"SNID": str(snid), "TYPE_NAME": "", "status": reason, "SOURCE_FILE": lcs.source})
     done: Counter[str] = Counter()
-    bar = tqdm(total=len(inputs), unit="LC", desc=f"heatmaps {unit.key}", disable=not progress)
+    bar = tqdm(total=len(inputs), unit="LC", desc=f"heatmaps {unit.key}", disable=not ctx.progress)
 
     def records() -> Iterator[bytes]:
         position = 0
-        for results in pool.map(tasks):
+        for results in pool.map(compute_chunk, tasks):
             for res in results:
-                m = meta[res.snid]
-                row = {"SNID": str(res.snid), "TYPE": int(m.TYPE), "TYPE_NAME": m.TYPE_NAME,
-                       "label": int(m.TYPE_NAME == IA), "z": float(m.REDSHIFT_FINAL),
-                       "z_err": float(m.REDSHIFT_FINAL_ERR), "PEAKMJD": float(m.PEAKMJD),
-                       "MWEBV": float(m.MWEBV), "n_obs": res.n_obs, "log_amp": res.params[0],
-                       "log_lt2": res.params[1], "log_lw2": res.params[2], "n_eval": res.n_eval,
-                       "early_days": np.nan if res.early_days is None else res.early_days,
-                       "status": res.status, "record": -1}
+                row = _index_row(res, meta[res.snid])
                 if res.image is not None:
                     row["record"] = position
                     position += 1
-                    done[m.TYPE_NAME] += 1
+                    done[row["TYPE_NAME"]] += 1
                     z = row["z"] if np.isfinite(row["z"]) else -9.0
                     z_err = row["z_err"] if np.isfinite(row["z_err"]) else -9.0
-                    yield encode_example(res.image, row["label"], res.snid, m.TYPE_NAME, z, z_err)
+                    yield store.encode_example(res.image, row["label"], res.snid, row["TYPE_NAME"], z, z_err)
                 else:
                     skipped[res.status] += 1
                 rows.append(row)
             bar.update(len(results))
 
+    def finish() -> tuple[pd.DataFrame, str, store.UnitRecord]:
+        seconds = time.perf_counter() - t0
+        summary = store.summary_text(survey=lcs.survey, source=lcs.source, backend=ctx.backend,
+                                     minutes=seconds / 60, done_by_type=dict(done), skipped=dict(skipped),
+                                     dropped_bands=dropped, bad_files=bad_files)
+        record = store.UnitRecord(fingerprint, (cfg.num_wavelength_bins, cfg.num_mjd_bins), lcs.band_to_wave,
+                                  sum(done.values()), dict(skipped), dropped, dict(done), bad_files, seconds,
+                                  time.time())
+        return pd.DataFrame(rows), summary, record
+
     try:
-        written = write_shard(folder / SHARD, records())
+        written = store.write_unit(folder, records(), finish)
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-    atomic_write_text(folder / SUMMARY, summary_text(
-        survey=lcs.survey, source=lcs.source, backend=backend, minutes=seconds / 60,
-        done_by_type=dict(done), skipped=dict(skipped)))
-    atomic_write_text(folder / PARAMS, json.dumps(params, indent=1))
-    write_index(folder / INDEX, pd.DataFrame(rows))
-    return UnitResult(unit.key, heatmap_set, folder, written, dict(skipped), dict(done), seconds)
+    return UnitResult(unit.key, heatmap_set, folder, "done", written, dict(skipped), dropped, dict(done),
+                      bad_files, seconds=time.perf_counter() - t0)
+
+
+def _index_row(res: HeatmapResult, m) -> dict:
+    return {"SNID": str(res.snid), "TYPE": int(m.TYPE), "TYPE_NAME": m.TYPE_NAME,
+            "label": int(m.TYPE_NAME == IA), "z": float(m.REDSHIFT_FINAL),
+            "z_err": float(m.REDSHIFT_FINAL_ERR), "PEAKMJD": float(m.PEAKMJD),
+            "MWEBV": float(m.MWEBV), "SOURCE_FILE": str(m.SOURCE_FILE), "n_obs": res.n_obs,
+            "log_amp": res.params[0], "log_lt2": res.params[1], "log_lw2": res.params[2],
+            "n_eval": res.n_eval, "early_days": np.nan if res.early_days is None else res.early_days,
+            "status": res.status, "record": -1}
 
 
 def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int | None = None,
                   force: bool = False, progress: bool = True, units: list[InputUnit] | None = None
-                  ) -> list[UnitResult]:
-    """Heatmaps for every unit the config names (or `units`). Never stops at a bad file."""
+                  ) -> HeatmapRun:
+    """Heatmaps for every unit the config names (or `units`), holding the store's lock
+    so no other run writes into it meanwhile. Never stops at a bad file."""
     if not config.heatmaps_path:
-        from scone_assets.config import ConfigError
-
         raise ConfigError("heatmaps_path is required to make heatmaps")
-    backend = backend or config.gp_backend
+    root = Path(config.heatmaps_path)
+    found_errors: list[SnanaReadError] = []
+    if units is None:
+        found = discover(config)
+        units, found_errors = found.units, found.errors
+    if not units and not found_errors:
+        raise ConfigError(f"nothing to do: no SNANA input units in {_inputs_named(config)}")
     jobs = max(1, jobs or config.jobs or os.cpu_count() or 1)
-    pool = WorkerPool(jobs)
-    results: list[UnitResult] = []
-    fallback = training_band_map(config)
-    try:
-        for unit, lcs in iter_inputs(config, units, fallback_band_to_wave=fallback):
-            for heatmap_set, truncation in heatmap_sets(config):
-                if isinstance(lcs, SnanaReadError):
-                    log.error("skipping %s: %s", unit.key, lcs)
-                    results.append(UnitResult(unit.key, heatmap_set, None, status="failed", error=str(lcs)))
-                    continue
-                try:
-                    results.append(make_unit(lcs, unit, config, pool, heatmap_set=heatmap_set,
-                                             truncation=truncation, backend=backend, force=force,
-                                             progress=progress))
-                except (HeatmapError, OSError, ValueError) as exc:
-                    log.error("heatmaps for %s failed: %s", unit.key, exc)
-                    results.append(UnitResult(unit.key, heatmap_set, None, status="failed", error=str(exc)))
-    finally:
-        pool.close()
-    return results
+    results = [UnitResult(Path(e.path).name, "-", None, "failed", error=str(e)) for e in found_errors]
+    for e in found_errors:
+        log.error("%s", e)
+    with lock_file(store.store_lock_path(root), what=f"heatmaps folder {root}"):
+        grid = store_grid(config)
+        if force and store.read_manifest(root) not in (None, grid):
+            log.warning("--force: removing every unit of %s made on another grid", root)
+            store.reset_grid(root, grid)
+        store.claim_grid(root, grid)
+        removed = []
+        for name, _ in heatmap_sets(config):
+            removed += store.remove_stale(root / name)
+        if removed:
+            log.info("removed %d temporary file(s) a stopped run had left in %s", len(removed), root)
+        with WorkerPool(jobs, start_worker) as pool:
+            ctx = _context(config, pool, backend, force, progress)
+            for unit in units:
+                results += make_unit_sets(unit, ctx)
+        run = HeatmapRun(root, results, removed=removed)
+        for name, _ in heatmap_sets(config):
+            keys = {u.key for u in units}
+            folders = [f for f in store.finished_units(root, name) if f.name in keys]
+            if folders:
+                dups = store.duplicate_snids(store.load_catalog(folders))
+                if len(dups):
+                    run.duplicates[name] = dups
+    return run
+
+
+def heatmaps_for_unit(unit: InputUnit, config: SconeConfig, pool: WorkerPool, *,
+                      backend: str | None = None, force: bool = False) -> list[UnitResult]:
+    """One unit, as a Dagster partition makes it: a shared hold on the store (other
+    partitions may write their own units meanwhile; `scone heatmaps` may not)."""
+    if not config.heatmaps_path:
+        raise ConfigError("heatmaps_path is required to make heatmaps")
+    root = Path(config.heatmaps_path)
+    with lock_file(store.store_lock_path(root), what=f"heatmaps folder {root}", shared=True, wait=600):
+        store.claim_grid(root, store_grid(config))
+        return make_unit_sets(unit, _context(config, pool, backend, force, progress=False))
+
+
+def _inputs_named(config: SconeConfig) -> str:
+    named = [config.input_path, *(config.input_data_paths or []), *(config.metadata_paths or [])]
+    return ", ".join(str(p) for p in named if p) or "(no input key: set input_path, input_data_paths " \
+        "or metadata_paths + lcdata_paths)"
 
 
 def training_band_map(config: SconeConfig) -> dict[str, float] | None:
@@ -236,7 +335,8 @@ def training_band_map(config: SconeConfig) -> dict[str, float] | None:
     the data itself does not place (SCONE's filter-set independence)."""
     if config.mode != "predict" or not config.trained_model:
         return None
-    meta = Path(config.trained_model) / "model_meta.json"
-    if not meta.is_file():
-        return None
-    return json.loads(meta.read_text()).get("band_to_wave") or None
+    from scone_assets.model.folder import META_FILE, read_meta
+
+    if not (Path(config.trained_model) / META_FILE).is_file():
+        return None  # predict itself says what is missing from the folder
+    return read_meta(config.trained_model).band_to_wave or None

@@ -1,4 +1,5 @@
-"""Test-set metrics (`metrics.json`) and the pictures people look at."""
+"""Test-set metrics (`metrics.json`) and the pictures people look at, written into the
+model folder under the names `folder` gives them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ import numpy as np
 
 from scone_assets.atomic import atomic_write_text
 from scone_assets.model import metrics as m
+from scone_assets.model.folder import (
+    CALIBRATION_PNG,
+    CONFUSION_PNG,
+    CURVES_PNG,
+    EXAMPLES_PNG,
+    METRICS_FILE,
+    ROC_PNG,
+)
 from scone_assets.snana.types import IA
 
 
@@ -38,19 +47,19 @@ def evaluate_and_report(out: Path, labels, per_set: dict, history: dict, catalog
     result["test"] = m.binary_metrics(type_names == IA, pia)
     if labels.categorical:
         result["categorical"] = m.categorical_metrics(labels.encode(type_names), probs, labels.classes)
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=float))
+    atomic_write_text(out / METRICS_FILE, json.dumps(result, indent=1, default=float))
     plot_report(out, history, type_names == IA, pia, labels, type_names, probs)
     if catalog is not None:
-        example_heatmaps(catalog, out / "example_heatmaps.png")
+        example_heatmaps(catalog, out / EXAMPLES_PNG)
     return result
 
 
 def example_heatmaps(catalog, path: Path, per_class: int = 3) -> Path | None:
     """The first few heatmaps of each class, flux channel, as the network sees them."""
-    from scone_assets.model.loaders import records
+    from scone_assets.heatmaps.store import records_of
 
     picked: dict[str, list] = {}
-    for seen, (img, snid, tname, _, _) in enumerate(records(catalog.shards, catalog.shape).as_numpy_iterator()):
+    for seen, (img, snid, tname, _, _) in enumerate(records_of(catalog).as_numpy_iterator()):
         name = tname.decode() or "?"
         if len(picked.setdefault(name, [])) < per_class:
             picked[name].append((img, f"{name} {snid.decode()}"))
@@ -81,7 +90,7 @@ def plot_report(out: Path, history: dict, is_ia, pia, labels, type_names, probs)
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.legend()
-    paths.append(out / "training_curves.png")
+    paths.append(out / CURVES_PNG)
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
 
@@ -92,7 +101,7 @@ def plot_report(out: Path, history: dict, is_ia, pia, labels, type_names, probs)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate (SN Ia efficiency)")
     ax.legend(loc="lower right")
-    paths.append(out / "roc.png")
+    paths.append(out / ROC_PNG)
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
 
@@ -113,7 +122,7 @@ def plot_report(out: Path, history: dict, is_ia, pia, labels, type_names, probs)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    paths.append(out / "confusion_matrix.png")
+    paths.append(out / CONFUSION_PNG)
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
 
@@ -124,7 +133,7 @@ def plot_report(out: Path, history: dict, is_ia, pia, labels, type_names, probs)
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     ax.set_xlabel("predicted P(Ia)")
     ax.set_ylabel("observed SN Ia fraction")
-    paths.append(out / "calibration.png")
+    paths.append(out / CALIBRATION_PNG)
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
     return paths

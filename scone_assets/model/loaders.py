@@ -10,60 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from scone_assets.config import SconeConfig
-from scone_assets.heatmaps.shards import INDEX, PARAMS, SHARD
+from scone_assets.heatmaps.store import HeatmapCatalog, load_catalog, records_of
+
+__all__ = ["HeatmapCatalog", "LoaderPlan", "load_arrays", "load_catalog", "plan_loading", "records"]
 
 log = logging.getLogger(__name__)
 
 MB, GB = 1 << 20, 1 << 30
-
-
-@dataclass
-class HeatmapCatalog:
-    """Every heatmap that exists under a set of unit folders, from their indexes."""
-
-    index: pd.DataFrame  # status == ok rows, with `shard` (path) added
-    skipped: pd.DataFrame  # every other row: SNID, status, shard folder
-    shape: tuple[int, int]
-    total_bytes: int
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    @property
-    def shards(self) -> list[str]:
-        return sorted(self.index["shard"].unique())
-
-
-def find_unit_folders(heatmaps_path: str | Path, heatmap_set: str = "full") -> list[Path]:
-    root = Path(heatmaps_path) / heatmap_set
-    return sorted(p.parent for p in root.glob(f"*/{INDEX}"))
-
-
-def load_catalog(folders: list[Path]) -> HeatmapCatalog:
-    import json
-
-    ok, bad, shapes, total = [], [], set(), 0
-    for folder in folders:
-        params = json.loads((folder / PARAMS).read_text())
-        shapes.add((params["num_wavelength_bins"], params["num_mjd_bins"]))
-        idx = pd.read_parquet(folder / INDEX)
-        idx["shard"] = str(folder / SHARD)
-        ok.append(idx[idx.status == "ok"])
-        bad.append(idx[idx.status != "ok"])
-        total += (folder / SHARD).stat().st_size
-    if len(shapes) > 1:
-        raise ValueError(f"heatmaps of different shapes cannot be mixed: {sorted(shapes)}")
-    if not shapes:
-        raise ValueError("no finished heatmap units found (run `scone heatmaps` first)")
-    cat = pd.concat(ok, ignore_index=True) if ok else pd.DataFrame()
-    skipped = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame()
-    return HeatmapCatalog(cat, skipped, shapes.pop(), total)
 
 
 @dataclass
@@ -157,50 +114,12 @@ def plan_loading(config: SconeConfig, n_heatmaps: int, total_bytes: int) -> Load
     return LoaderPlan(kind, threshold, micro, micro_size, chunk, inference, notes)
 
 
-# ---------------------------------------------------------------- tf.data parsing
+def records(shards, shape):
+    """Old form, kept while callers move to `store.records(catalog)`: every record of
+    the shards, none filtered."""
+    from scone_assets.heatmaps.store import all_records
 
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
-def parse_fn(shape: tuple[int, int]):
-    """A tf function: serialized record -> (image normalised, snid, type_name, z, z_err).
-    Accepts float32 (ours) and float64 (SCONE's) `image_raw`."""
-    tf = _tf()
-    features = {
-        "image_raw": tf.io.FixedLenFeature([], tf.string),
-        "z": tf.io.FixedLenFeature([], tf.float32, default_value=-9.0),
-        "z_err": tf.io.FixedLenFeature([], tf.float32, default_value=-9.0),
-        "id": tf.io.FixedLenFeature([], tf.int64),
-        "snid": tf.io.FixedLenFeature([], tf.string, default_value=""),
-        "type_name": tf.io.FixedLenFeature([], tf.string, default_value=""),
-    }
-    n = shape[0] * shape[1] * 2
-
-    def parse(raw):
-        ex = tf.io.parse_single_example(raw, features)
-        raw_img = ex["image_raw"]
-        img = tf.cond(
-            tf.equal(tf.strings.length(raw_img), 4 * n),
-            lambda: tf.io.decode_raw(raw_img, tf.float32),
-            lambda: tf.cast(tf.io.decode_raw(raw_img, tf.float64), tf.float32),
-        )
-        img = tf.reshape(img, (shape[0], shape[1], 2))
-        peak = tf.reduce_max(img[..., 0])
-        img = img / tf.where(peak > 0, peak, tf.ones_like(peak))
-        snid = tf.where(tf.strings.length(ex["snid"]) > 0, ex["snid"], tf.strings.as_string(ex["id"]))
-        return img, snid, ex["type_name"], ex["z"], ex["z_err"]
-
-    return parse
-
-
-def records(shards: list[str], shape: tuple[int, int]):
-    """A tf.data.Dataset of parsed records, shards read and parsed in parallel."""
-    tf = _tf()
-    ds = tf.data.TFRecordDataset(shards, num_parallel_reads=tf.data.AUTOTUNE)
-    return ds.map(parse_fn(shape), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return all_records(list(shards), shape)
 
 
 def load_arrays(catalog: HeatmapCatalog, snids: set[str] | None = None, batch: int = 512) -> dict:
@@ -212,7 +131,7 @@ def load_arrays(catalog: HeatmapCatalog, snids: set[str] | None = None, batch: i
     images = np.empty((n_max, y, x, 2), np.float32)
     ids, names, z, z_err = [], [], [], []
     n = 0
-    for img, snid, tname, zz, ze in records(catalog.shards, catalog.shape).batch(batch).as_numpy_iterator():
+    for img, snid, tname, zz, ze in records_of(catalog).batch(batch).as_numpy_iterator():
         keep = np.ones(len(snid), bool) if snids is None else np.array([s.decode() in snids for s in snid])
         k = int(keep.sum())
         if n + k > len(images):  # more records than the index says: grow rather than fail

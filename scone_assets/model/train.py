@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,13 +22,27 @@ import yaml
 
 from scone_assets.atomic import atomic_write_text
 from scone_assets.config import ConfigError, SconeConfig
-from scone_assets.model.loaders import HeatmapCatalog, load_arrays, plan_loading, records
+from scone_assets.heatmaps.store import merge_catalogs, records_of
+from scone_assets.model.checks import check_redshift, unique_objects
+from scone_assets.model.folder import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    META_FILE,
+    MODEL_FILE,
+    SPLIT_FILE,
+    ModelMeta,
+    check_replaceable,
+    writing,
+)
+from scone_assets.model.loaders import load_arrays, plan_loading
 from scone_assets.snana.types import IA
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from scone_assets.heatmaps.store import HeatmapCatalog
 
-MODEL_FILE = "model.keras"
-META_FILE = "model_meta.json"
+__all__ = ["default_model_dir", "merge_catalogs", "train"]  # merge_catalogs: the store's, for old callers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,7 +116,7 @@ def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bo
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(members.SNID.astype(str).tolist()),
                                             tf.constant(members.label.astype(np.int64).to_numpy())), -1)
-    ds = records(catalog.shards, catalog.shape)
+    ds = records_of(catalog)
     ds = ds.map(lambda img, snid, tname, z, ze: (img, table.lookup(snid), z, ze))
     ds = ds.filter(lambda img, lab, z, ze: lab >= 0).apply(tf.data.experimental.assert_cardinality(n_records))
     if shuffle:
@@ -115,26 +130,36 @@ def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bo
 
 def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str | Path, *,
           band_to_wave: dict[str, float] | None = None, progress: bool = True,
-          split: pd.DataFrame | None = None) -> dict:
+          split: pd.DataFrame | None = None, force: bool = False) -> dict:
     """Train on every heatmap set in `catalogs`, evaluate per set on the test objects,
     and save the model folder. Returns the metrics. `split` (SNID, label, set), e.g. the
     platform's balanced catalog, replaces the split made here; objects without a heatmap
-    are left out of it."""
+    are left out of it. An existing model folder is replaced only with `force`; the new
+    one appears whole or not at all (see `folder.writing`)."""
+    out = Path(out_dir)
+    check_replaceable(out, force)  # before any work; checked again under the lock
+    catalogs = {name: unique_objects(cat, config, f"heatmap set {name}") for name, cat in catalogs.items()}
+    catalog = merge_catalogs(list(catalogs.values()))
+    if config.with_z:
+        check_redshift(catalog, config, "this model is trained with with_z: true")
+    with writing(out, force=force) as folder:
+        return _train_into(folder, config, catalogs, catalog, band_to_wave, progress, split)
+
+
+def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatalog], catalog: HeatmapCatalog,
+                band_to_wave: dict[str, float] | None, progress: bool, split: pd.DataFrame | None) -> dict:
     import keras
     import tensorflow as tf
 
     from scone_assets.model.evaluate import evaluate_and_report
+    from scone_assets.model.inference import predict_stream
     from scone_assets.model.network import build_model
-    from scone_assets.model.predict import predict_stream
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
     log.info("training on %s", f"{len(gpus)} GPU(s)" if gpus else "CPU")
 
-    catalog = merge_catalogs(list(catalogs.values()))
     objects = catalog.index.drop_duplicates("SNID")
     labels = make_labels(objects.TYPE_NAME, config.categorical)
     if split is None:
@@ -175,18 +200,16 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     seconds = time.time() - t0
 
     model.save(out / MODEL_FILE)
-    meta = {
-        "classes": labels.classes, "categorical": labels.categorical, "with_z": config.with_z,
-        "shape": list(catalog.shape), "band_to_wave": band_to_wave or {},
-        "heatmap_sets": list(catalogs), "loader": plan.kind, "loader_notes": plan.notes,
-        "n_train": int((split.set == "train").sum()), "n_val": int((split.set == "val").sum()),
-        "n_test": int((split.set == "test").sum()), "train_seconds": seconds,
-    }
-    atomic_write_text(out / META_FILE, json.dumps(meta, indent=1))
-    atomic_write_text(out / "config.yml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
+    meta = ModelMeta(
+        classes=labels.classes, categorical=labels.categorical, with_z=config.with_z,
+        shape=tuple(catalog.shape), band_to_wave=dict(band_to_wave or {}), heatmap_sets=list(catalogs),
+        loader=plan.kind, loader_notes=list(plan.notes), n_train=int((split.set == "train").sum()),
+        n_val=int((split.set == "val").sum()), n_test=int((split.set == "test").sum()), train_seconds=seconds)
+    atomic_write_text(out / META_FILE, meta.to_json())
+    atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    atomic_write_text(out / "history.json", json.dumps(hist, indent=1))
-    split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / "split.csv", index=False)
+    atomic_write_text(out / HISTORY_FILE, json.dumps(hist, indent=1))
+    split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / SPLIT_FILE, index=False)
 
     test = set(split.loc[split.set == "test", "SNID"])
     per_set = {}
@@ -194,15 +217,6 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
         snids, types, probs = predict_stream(model, cat, test, config.with_z, plan.inference_batch)
         per_set[name] = (snids, types, probs)
     return evaluate_and_report(out, labels, per_set, hist, catalog)
-
-
-def merge_catalogs(catalogs: list[HeatmapCatalog]) -> HeatmapCatalog:
-    shapes = {c.shape for c in catalogs}
-    if len(shapes) != 1:
-        raise ConfigError(f"heatmap sets of different shapes cannot be trained together: {sorted(shapes)}")
-    return HeatmapCatalog(pd.concat([c.index for c in catalogs], ignore_index=True),
-                          pd.concat([c.skipped for c in catalogs], ignore_index=True),
-                          shapes.pop(), sum(c.total_bytes for c in catalogs))
 
 
 def default_model_dir(config: SconeConfig) -> Path:

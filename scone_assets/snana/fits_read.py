@@ -166,7 +166,11 @@ def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray
     """
     head_hdul = _open_fits(head_path)
     phot_hdul = _open_fits(phot_path)
-    head_cols = _scalar_columns(head_hdul[1].data)
+    head_hdu = head_hdul[1]
+    if head_hdu.data is None:  # NAXIS2 = 0: astropy gives no data, but the columns are declared
+        head_cols = {c.name: np.array([]) for c in head_hdu.columns}
+    else:
+        head_cols = _scalar_columns(head_hdu.data)
     if "SNID" not in head_cols:
         raise SnanaReadError(head_path, "HEAD table has no SNID column")
     snids = [clean_snid(s) for s in head_cols["SNID"]]
@@ -182,6 +186,9 @@ def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray
 
     pdata = phot_hdul[1].data
     n_rows = 0 if pdata is None else len(pdata)
+    if len(snids) == 0:
+        ignored = f"; its {n_rows} PHOT row(s) are ignored" if n_rows else ""
+        warnings.append(f"{head_path}: no light curves (the HEAD table has 0 rows){ignored}")
     if n_rows == 0 or len(snids) == 0:
         if n_rows == 0 and len(snids):
             warnings.append(f"{phot_path}: PHOT table is empty; {len(snids)} objects have no observations")
@@ -202,7 +209,9 @@ def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray
 
     if "SNID" in pdata.columns.names:
         phot_snid = np.array([clean_snid(s) for s in pdata["SNID"]], dtype=object)
-        index = {s: i for i, s in enumerate(snids)}
+        index: dict[object, int] = {}
+        for i, s in enumerate(snids):
+            index.setdefault(s, i)  # a repeated SNID's rows go to its first (kept) object
         owner = np.array([index.get(s, -1) for s in phot_snid], dtype=np.int64)
         owner[mjd == SEPARATOR_MJD] = -1
         unknown = {s for s, o, m in zip(phot_snid, owner, mjd, strict=True) if o < 0 and m != SEPARATOR_MJD}
@@ -221,6 +230,7 @@ def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray
     obs = pd.DataFrame(
         {
             "SNID": np.asarray(snids, dtype=object)[owner_k],
+            "_ROW": owner_k,  # the HEAD row, so repeated SNIDs keep their points apart
             "MJD": mjd[keep][order],
             "BAND": letters[keep][order],
             "FLUXCAL": flux[keep][order] * scale,

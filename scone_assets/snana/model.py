@@ -34,6 +34,10 @@ class LightCurves:
     skipped: list[tuple[object, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     file_errors: list[SnanaReadError] = field(default_factory=list)
+    # band -> observations dropped because the band cannot be placed in wavelength
+    dropped_bands: dict[str, int] = field(default_factory=dict)
+    # SNID -> files it appears in, for SNIDs seen more than once in this input (first one kept)
+    duplicates: dict[object, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.meta)

@@ -21,8 +21,8 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from scone_assets.bands import BandError, band_letter, resolve_band_to_wave, survey_table
-from scone_assets.config import SconeConfig, expand
+from scone_assets.bands import band_letter, place_bands, survey_table
+from scone_assets.config import ConfigError, SconeConfig, expand
 from scone_assets.snana.fits_read import read_fits_pair
 from scone_assets.snana.model import LightCurves, SnanaReadError
 from scone_assets.snana.readme import ReadmeInfo, parse_readme
@@ -35,6 +35,8 @@ TEXT_SUFFIXES = (".dat", ".snana.dat", ".dat.gz", ".snana.dat.gz")
 HEAD_RE = re.compile(r"^(?P<stem>.*)HEAD(?P<ext>\.FITS(?:\.GZ)?)$", re.IGNORECASE)
 PHOT_RE = re.compile(r"^(?P<stem>.*)PHOT(?P<ext>\.FITS(?:\.GZ)?)$", re.IGNORECASE)
 TEXT_FILES_PER_UNIT = 1000
+SNANA_FILES = "*_HEAD.FITS/*_PHOT.FITS pairs or TEXT .DAT files"
+INPUT_KEYS = "input_path, metadata_paths + lcdata_paths, or input_data_paths"
 
 
 @dataclass
@@ -67,25 +69,72 @@ def _strip_url(path: str) -> str:
     return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
 
-def _pair_fits(names: list[str], folder: str, dataset: str, readme: str | None, out: Discovery) -> None:
-    heads, phots = {}, {}
+def _fits_parts(name: str) -> tuple[str, tuple[str, str, str]] | None:
+    """("HEAD" or "PHOT", (folder, stem, extension)) of a FITS light-curve file name."""
+    base = posixpath.basename(name)
+    for kind, pattern in (("HEAD", HEAD_RE), ("PHOT", PHOT_RE)):
+        if m := pattern.match(base):
+            return kind, (posixpath.dirname(name), m.group("stem"), m.group("ext").upper())
+    return None
+
+
+def _toggle_gz(ext: str) -> str:
+    return ext[:-3] if ext.upper().endswith(".GZ") else ext + ".GZ"
+
+
+def _pair_fits(names: list[str], dataset: str, readme: str | None, out: Discovery) -> None:
+    """HEAD/PHOT pairs by folder and stem; one may be gzipped and the other not."""
+    found: dict[str, dict[tuple[str, str, str], str]] = {"HEAD": {}, "PHOT": {}}
     for name in names:
-        base = posixpath.basename(name)
-        if m := HEAD_RE.match(base):
-            heads[(m.group("stem"), m.group("ext").upper())] = name
-        elif m := PHOT_RE.match(base):
-            phots[(m.group("stem"), m.group("ext").upper())] = name
-    for key, head in sorted(heads.items()):
-        phot = phots.get(key)
-        if phot is None:
+        if parts := _fits_parts(name):
+            found[parts[0]][parts[1]] = name
+    heads, phots = found["HEAD"], found["PHOT"]
+    paired: set[tuple[str, str, str]] = set()
+    for (folder, stem, ext), head in sorted(heads.items()):
+        key = next((k for k in ((folder, stem, ext), (folder, stem, _toggle_gz(ext))) if k in phots),
+                   None)
+        if key is None:
             out.errors.append(SnanaReadError(head, "HEAD file has no matching PHOT file"))
             continue
-        stem = posixpath.basename(head)[: -len(key[1])]
-        unit_key = _safe_key(f"{dataset}__{stem.removesuffix('HEAD').rstrip('_-')}")
-        out.units.append(InputUnit(unit_key, "fits", [head, phot], readme, dataset))
+        paired.add(key)
+        unit_key = _safe_key(f"{dataset}__{stem.rstrip('_-')}")
+        out.units.append(InputUnit(unit_key, "fits", [head, phots[key]], readme, dataset))
     for key, phot in sorted(phots.items()):
-        if key not in heads:
+        if key not in paired:
             out.errors.append(SnanaReadError(phot, "PHOT file has no matching HEAD file"))
+
+
+def _partner_names(path: str) -> list[str]:
+    """Where the PHOT of a HEAD file (or the HEAD of a PHOT file) would be: same folder and
+    stem, plain or gzipped."""
+    base = posixpath.basename(path)
+    m = HEAD_RE.match(base) or PHOT_RE.match(base)
+    if not m:
+        return []
+    word = base[len(m.group("stem")) : len(base) - len(m.group("ext"))]
+    other = "PHOT" if word.upper() == "HEAD" else "HEAD"
+    other = other if word.isupper() else other.lower()
+    ext = m.group("ext")
+    plain = ext[:-3] if ext.upper().endswith(".GZ") else ext
+    exts = dict.fromkeys((ext, plain, plain + ".gz", plain + ".GZ"))
+    return [posixpath.join(posixpath.dirname(path), m.group("stem") + other + e) for e in exts]
+
+
+def _with_partners(files: list[str]) -> list[str]:
+    """A HEAD or PHOT file named alone brings its partner from beside it."""
+    given = set(files)
+    out = list(files)
+    for path in files:
+        candidates = _partner_names(path)
+        if not candidates or given.intersection(candidates):
+            continue
+        fs, _ = fsspec.core.url_to_fs(path)
+        for cand in candidates:
+            if fs.exists(fsspec.core.url_to_fs(cand)[1]):
+                out.append(cand)
+                given.add(cand)
+                break
+    return out
 
 
 def _text_units(files: list[str], dataset: str, readme: str | None, out: Discovery) -> None:
@@ -114,8 +163,11 @@ def _scan_folder(folder: str, out: Discovery) -> None:
     if lists:
         listed = _read_list(lists[0], folder)
         names = listed if listed else names
-    _pair_fits(names, folder, dataset, readme, out)
     texts = [n for n in names if _is_text(n)]
+    if not texts and not any(_fits_parts(n) for n in names):
+        out.errors.append(SnanaReadError(folder, f"no SNANA files ({SNANA_FILES}) in {folder}"))
+        return
+    _pair_fits(names, dataset, readme, out)
     if texts:
         _text_units(texts, dataset, readme, out)
 
@@ -138,32 +190,10 @@ def _read_list(list_path: str, folder: str) -> list[str]:
     return names
 
 
-def discover(config: SconeConfig) -> Discovery:
-    """Every input unit the config names, in a stable order."""
-    out = Discovery()
-    if config.metadata_paths and config.lcdata_paths:
-        for head, phot in zip(config.metadata_paths, config.lcdata_paths, strict=True):
-            stem = posixpath.basename(head)
-            m = HEAD_RE.match(stem)
-            key = _safe_key(f"files__{m.group('stem').rstrip('_-') if m else stem}")
-            out.units.append(InputUnit(key, "fits", [head, phot], None, "files"))
-    for folder in config.input_data_paths or []:
-        _scan_folder(_strip_url(folder), out)
-    if config.input_path:
-        _scan_folder(_strip_url(config.input_path), out)
-    seen: set[str] = set()
-    for unit in out.units:
-        base, n = unit.key, 1
-        while unit.key in seen:
-            n += 1
-            unit.key = f"{base}_{n}"
-        seen.add(unit.key)
-    return out
+def _add_paths(paths: list[str], out: Discovery, key: str | None = None) -> None:
+    """Folders are scanned, HEAD/PHOT files bring their partner, TEXT files are read.
 
-
-def discover_paths(paths: list[str]) -> Discovery:
-    """Units from plain paths (folders, HEAD/PHOT files, TEXT files), as `scone inspect` takes them."""
-    out = Discovery()
+    `key` is the config key that named the paths, so a missing one is traced to it."""
     loose: list[str] = []
     for p in paths:
         p = _strip_url(expand(p))
@@ -171,18 +201,67 @@ def discover_paths(paths: list[str]) -> Discovery:
         if fs.isdir(root):
             _scan_folder(p, out)
         elif not fs.exists(root):
-            out.errors.append(SnanaReadError(p, "path does not exist"))
+            out.errors.append(SnanaReadError(p, f"{key} {p} does not exist" if key else "path does not exist"))
         else:
             loose.append(p)
-    if loose:
-        _pair_fits(loose, "", "files", None, out)
-        texts = [n for n in loose if _is_text(n)]
-        if texts:
-            _text_units(texts, "files", None, out)
-        other = [n for n in loose if not _is_text(n) and not HEAD_RE.match(posixpath.basename(n))
-                 and not PHOT_RE.match(posixpath.basename(n))]
-        for n in other:
-            out.errors.append(SnanaReadError(n, "not an SNANA file (expected *_HEAD.FITS, *_PHOT.FITS or TEXT *.DAT)"))
+    if not loose:
+        return
+    loose = _with_partners(loose)
+    _pair_fits(loose, "files", None, out)
+    texts = [n for n in loose if _is_text(n)]
+    if texts:
+        _text_units(texts, "files", None, out)
+    for n in loose:
+        if not _is_text(n) and not _fits_parts(n):
+            out.errors.append(SnanaReadError(n, f"not an SNANA file (expected {SNANA_FILES})"))
+
+
+def _unique_keys(out: Discovery) -> None:
+    seen: set[str] = set()
+    for unit in out.units:
+        base, n = unit.key, 1
+        while unit.key in seen:
+            n += 1
+            unit.key = f"{base}_{n}"
+        seen.add(unit.key)
+
+
+def _add_pairs(config: SconeConfig, out: Discovery) -> None:
+    """`metadata_paths` + `lcdata_paths`: explicit HEAD/PHOT pairs, each checked to exist."""
+    for head, phot in zip(config.metadata_paths or [], config.lcdata_paths or [], strict=True):
+        head, phot = _strip_url(head), _strip_url(phot)
+        missing = [(k, p) for k, p in (("metadata_paths", head), ("lcdata_paths", phot))
+                   if not fsspec.core.url_to_fs(p)[0].exists(fsspec.core.url_to_fs(p)[1])]
+        for k, p in missing:
+            out.errors.append(SnanaReadError(p, f"{k} entry {p} does not exist"))
+        if missing:
+            continue
+        m = HEAD_RE.match(posixpath.basename(head))
+        key = _safe_key(f"files__{m.group('stem').rstrip('_-') if m else posixpath.basename(head)}")
+        out.units.append(InputUnit(key, "fits", [head, phot], None, "files"))
+
+
+def discover(config: SconeConfig) -> Discovery:
+    """Every input unit the config names, in a stable order."""
+    if not config.has_inputs:
+        raise ConfigError(f"the config names no inputs: set {INPUT_KEYS}")
+    out = Discovery()
+    if config.metadata_paths and config.lcdata_paths:
+        _add_pairs(config, out)
+    _add_paths(list(config.input_data_paths or []), out, "input_data_paths")
+    if config.input_path:
+        _add_paths([config.input_path], out, "input_path")
+    _unique_keys(out)
+    return out
+
+
+def discover_paths(paths: list[str]) -> Discovery:
+    """Units from plain paths (folders, HEAD/PHOT files, TEXT files), as `scone inspect` takes them.
+
+    A HEAD or PHOT file named alone is paired with its partner beside it."""
+    out = Discovery()
+    _add_paths(paths, out)
+    _unique_keys(out)
     return out
 
 
@@ -201,8 +280,16 @@ def load_labels(path: str | None) -> dict[str, str] | None:
     """`labels_path`: a CSV with SNID and a type column, keyed by SNID as text."""
     if not path:
         return None
-    with fsspec.open(expand(path), "rt") as fh:
-        df = pd.read_csv(fh, dtype={"SNID": str})
+    path = expand(path)
+    try:
+        with fsspec.open(path, "rt") as fh:
+            df = pd.read_csv(fh, dtype={"SNID": str})
+    except FileNotFoundError:
+        raise SnanaReadError(path, "labels file does not exist (labels_path)") from None
+    except IsADirectoryError:
+        raise SnanaReadError(path, "labels_path is a folder, not a CSV file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise SnanaReadError(path, f"labels file cannot be parsed as CSV ({exc})") from None
     if "SNID" not in df.columns:
         raise SnanaReadError(path, f"labels file has no SNID column (columns: {', '.join(df.columns)})")
     type_col = next((c for c in ("TYPE_NAME", "TYPE", "SNTYPE", "SIM_GENTYPE", "type", "label")
@@ -247,8 +334,11 @@ def assemble(
     labels: Mapping[str, str] | None,
     warnings: list[str],
     fallback: Mapping[str, float] | None = None,
+    sources: list[str] | None = None,
 ) -> LightCurves:
-    """Shared by FITS and TEXT: type names, peak times, cleaning and skips."""
+    """Shared by FITS and TEXT: type names, peak times, cleaning and skips.
+
+    `sources` names the file of each HEAD row (TEXT units), else every row is `source`."""
     snids = list(head["SNID"])
     n = len(snids)
     has_sim_cols = any(k in head for k in ("SIM_GENTYPE", "SIM_TYPE_INDEX")) or bool(
@@ -302,39 +392,29 @@ def assemble(
         relabel = meta["SNID"].astype(str).map(labels)
         meta["TYPE_NAME"] = relabel.fillna(meta["TYPE_NAME"])
 
-    counts = obs.groupby("SNID", sort=False).size() if len(obs) else pd.Series(dtype=int)
-    meta["NOBS"] = meta["SNID"].map(counts).fillna(0).astype(np.int64)
+    files = np.asarray(sources if sources is not None else [source] * n, dtype=object)
+    obs, first_rows, duplicates = _drop_duplicates(source, meta["SNID"], files, obs, warnings)
+    all_obs = obs
+    band_to_wave, obs, dropped = _place_bands(
+        source, obs, survey=survey, band_names=band_names, readme=readme, config=config,
+        fallback=fallback, warnings=warnings)
+    n_all = meta["SNID"].map(_obs_counts(all_obs)).fillna(0).astype(np.int64)
+    meta["NOBS"] = meta["SNID"].map(_obs_counts(obs)).fillna(0).astype(np.int64)
+    meta["SURVEY"] = survey
+    meta["SOURCE_FILE"] = files
     skipped: list[tuple[object, str]] = []
-    for snid, k in zip(meta["SNID"], meta["NOBS"], strict=True):
-        if k == 0:
+    for i, (snid, k_all, k) in enumerate(zip(meta["SNID"], n_all, meta["NOBS"], strict=True)):
+        if not first_rows[i]:
+            skipped.append((snid, "duplicate SNID in file"))
+        elif k_all == 0:
             skipped.append((snid, "no observations"))
+        elif k == 0:
+            skipped.append((snid, "no placeable band"))
         elif k == 1:
             skipped.append((snid, "single observation"))
-    dup = meta["SNID"].duplicated(keep="first")
-    if dup.any():
-        for snid in meta.loc[dup, "SNID"]:
-            skipped.append((snid, "duplicate SNID in file"))
-        warnings.append(f"{source}: {int(dup.sum())} duplicate SNID(s); only the first is kept")
-    keep = (meta["NOBS"] >= 2) & ~dup
+    keep = (meta["NOBS"] >= 2).to_numpy() & first_rows
     meta = meta[keep].reset_index(drop=True)
     obs = obs[obs["SNID"].isin(set(meta["SNID"]))].reset_index(drop=True)
-    meta["SURVEY"] = survey
-    meta["SOURCE_FILE"] = source
-
-    bands = sorted(obs["BAND"].unique()) if len(obs) else []
-    try:
-        band_to_wave = resolve_band_to_wave(
-            bands,
-            readme_filters=readme.filters if readme else None,
-            config_map=config.band_to_wave if config else None,
-            survey=survey,
-            full_names=band_names,
-            fallback=fallback,
-            source=source,
-        )
-    except BandError as exc:
-        warnings.append(str(exc))
-        band_to_wave = {}
     if fallback and band_to_wave:
         lo, hi = min(fallback.values()), max(fallback.values())
         outside = sorted(b for b, w in band_to_wave.items() if not lo - 500 <= w <= hi + 500)
@@ -344,8 +424,66 @@ def assemble(
     return LightCurves(
         meta=meta, obs=obs, source=source, survey=survey, is_sim=is_sim,
         band_names=dict(band_names), band_to_wave=band_to_wave,
-        skipped=skipped, warnings=warnings,
+        skipped=skipped, warnings=warnings, dropped_bands=dropped, duplicates=duplicates,
     )
+
+
+def _obs_counts(obs: pd.DataFrame) -> pd.Series:
+    return obs.groupby("SNID", sort=False).size() if len(obs) else pd.Series(dtype=np.int64)
+
+
+def _drop_duplicates(source: str, snids: pd.Series, files: np.ndarray, obs: pd.DataFrame,
+                     warnings: list[str]) -> tuple[pd.DataFrame, np.ndarray, dict[object, list[str]]]:
+    """Keep the first object of a repeated SNID and only its observations.
+
+    Readers tag each observation with its HEAD row (`_ROW`), so the second
+    object's points are not merged into the first one's light curve."""
+    dup = snids.duplicated(keep="first").to_numpy()
+    duplicates: dict[object, list[str]] = {}
+    if dup.any():
+        repeated = snids.duplicated(keep=False).to_numpy()
+        for snid, path in zip(snids[repeated], files[repeated], strict=True):
+            duplicates.setdefault(snid, []).append(str(path))
+        shown = ", ".join(str(s) for s in list(duplicates)[:5]) + (", ..." if len(duplicates) > 5 else "")
+        warnings.append(f"{source}: {int(dup.sum())} duplicate SNID(s) (SNID {shown}); "
+                        "only the first of each is kept")
+    if "_ROW" in obs.columns:
+        if dup.any():
+            obs = obs[~dup[obs["_ROW"].to_numpy()]]
+        obs = obs.drop(columns="_ROW").reset_index(drop=True)
+    return obs, ~dup, duplicates
+
+
+def _place_bands(source: str, obs: pd.DataFrame, *, survey: str | None,
+                 band_names: Mapping[str, str], readme: ReadmeInfo | None,
+                 config: SconeConfig | None, fallback: Mapping[str, float] | None,
+                 warnings: list[str]) -> tuple[dict[str, float], pd.DataFrame, dict[str, int]]:
+    """Place the unit's bands; drop and count the observations in bands that cannot be placed,
+    so one odd filter costs only its own points, not the file."""
+    bands = obs["BAND"].unique().tolist() if len(obs) else []
+    placed, missing = place_bands(
+        bands,
+        readme_filters=readme.filters if readme else None,
+        config_map=config.band_to_wave if config else None,
+        survey=survey, full_names=band_names, fallback=fallback,
+    )
+    if not missing:
+        return placed, obs, {}
+    bad = obs["BAND"].isin(missing).to_numpy()
+    counts = obs.loc[bad, "BAND"].value_counts()
+    dropped = {str(b): int(counts.get(b, 0)) for b in missing}
+
+    def label(b: str) -> str:
+        full = band_names.get(b, b)
+        return b if full == b else f"{b} ({full})"
+
+    shown = ", ".join(f"{label(b)}: {n}" for b, n in dropped.items())
+    none_left = " (no band could be placed)" if not placed else ""
+    warnings.append(
+        f"{source}: dropped {int(bad.sum())} observation(s) in band(s) that cannot be placed in "
+        f"wavelength (survey {survey!r}){none_left}: {shown}; add them to the config's band_to_wave"
+    )
+    return placed, obs[~bad].reset_index(drop=True), dropped
 
 
 def _guess_survey(path: str, explicit: str | None, readme: ReadmeInfo | None, found: str | None) -> str | None:
@@ -372,9 +510,8 @@ def read_unit(unit: InputUnit, config: SconeConfig | None = None,
         survey = _guess_survey(head_path, explicit_survey, readme, info["survey"])
         lcs = assemble(phot_path, head, obs, survey=survey, band_names=info["band_names"],
                        readme=readme, config=config, labels=labels, warnings=info["warnings"],
-                       fallback=fallback_band_to_wave)
+                       fallback=fallback_band_to_wave, sources=[head_path] * len(head["SNID"]))
         lcs.source = head_path
-        lcs.meta["SOURCE_FILE"] = head_path
         return lcs
 
     rows: list[dict] = []
@@ -397,7 +534,7 @@ def read_unit(unit: InputUnit, config: SconeConfig | None = None,
             band_names[band_letter(full)] = full
         n_obs = len(cols["MJD"])
         obs_parts.append(pd.DataFrame({
-            "SNID": [fields["SNID"]] * n_obs, "MJD": cols["MJD"],
+            "SNID": [fields["SNID"]] * n_obs, "_ROW": len(rows) - 1, "MJD": cols["MJD"],
             "BAND": [band_letter(b) for b in cols["BAND"]],
             "FLUXCAL": cols["FLUXCAL"], "FLUXCALERR": cols["FLUXCALERR"],
         }))
@@ -411,9 +548,8 @@ def read_unit(unit: InputUnit, config: SconeConfig | None = None,
         columns=["SNID", "MJD", "BAND", "FLUXCAL", "FLUXCALERR"])
     survey = _guess_survey(unit.files[0], explicit_survey, readme, found_survey)
     lcs = assemble(unit.key, head, obs, survey=survey, band_names=band_names, readme=readme,
-                   config=config, labels=labels, warnings=[], fallback=fallback_band_to_wave)
-    source_by_snid = dict(zip([r["SNID"] for r in rows], sources, strict=True))
-    lcs.meta["SOURCE_FILE"] = lcs.meta["SNID"].map(source_by_snid)
+                   config=config, labels=labels, warnings=[], fallback=fallback_band_to_wave,
+                   sources=sources)
     lcs.file_errors = file_errors
     for exc in file_errors:
         lcs.warnings.append(str(exc))

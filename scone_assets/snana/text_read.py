@@ -74,6 +74,11 @@ def read_text_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         raise SnanaReadError(path, "no VARLIST line: not an SNANA TEXT light curve")
     if "SNID" not in header:
         raise SnanaReadError(path, "no SNID header line")
+    nobs = _first_number(header.get("NOBS"))
+    if np.isfinite(nobs) and int(nobs) != len(rows):
+        # a file cut at a line boundary parses cleanly; only NOBS shows what is missing
+        raise SnanaReadError(path, f"NOBS is {int(nobs)} but the file has {len(rows)} OBS rows "
+                                   "(cut short, or rows added?)")
 
     def col(*names: str) -> str:
         for n in names:

@@ -1,0 +1,122 @@
+"""Process pools whose workers never outlive the command that started them.
+
+Each worker watches its parent: when the parent dies, whatever the signal
+(SIGKILL included), the worker's parent pid changes and it exits at once, so
+no orphan keeps hundreds of megabytes or goes on writing files. Workers ignore
+SIGINT: Ctrl-C reaches the parent, which stops them itself. They are started
+with SIGINT blocked, so a Ctrl-C sent to the whole process group (as a terminal
+does) while a worker is still importing cannot print its traceback either.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+
+WATCH_SECONDS = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _start(parent: int, initializer: Callable[[], None] | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by _no_sigint
+    if os.getppid() != parent:  # the parent died while this worker started
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
+    if initializer is not None:
+        initializer()
+
+
+@contextmanager
+def _no_sigint() -> Iterator[None]:
+    """Block SIGINT while the executor may spawn workers: they inherit the mask, and
+    keep it until `_start` ignores SIGINT. A Ctrl-C meanwhile is delivered afterwards.
+    (The executor has already started multiprocessing's resource tracker, which
+    would unblock SIGINT when started.)"""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class WorkerPool:
+    """`jobs` spawned processes (safe when TensorFlow is loaded in the parent), or the
+    calling process itself when `jobs` is 1. `close()` stops the workers; after an
+    interruption it kills them instead of waiting for their tasks."""
+
+    def __init__(self, jobs: int, initializer: Callable[[], None] | None = None, *,
+                 warm: bool = True):
+        self.jobs = max(1, int(jobs))
+        self.initializer = initializer
+        self.ex: ProcessPoolExecutor | None = None
+        self._initialized = False
+        if self.jobs > 1:
+            self.ex = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"),
+                                          initializer=_start, initargs=(os.getpid(), initializer))
+            if warm:  # start the workers now: they import and warm up while the parent reads
+                try:
+                    self.submit(int)
+                except BaseException:  # Ctrl-C while starting: no `with` block will close us
+                    self.close(kill=True)
+                    raise
+
+    def _local(self) -> None:
+        if not self._initialized and self.initializer is not None:
+            self.initializer()
+        self._initialized = True
+
+    def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        if self.ex is None:
+            self._local()
+            return map(fn, tasks)
+        with _no_sigint():  # Executor.map submits every task (and spawns workers) now
+            return self.ex.map(fn, tasks)
+
+    def submit(self, fn: Callable, *args) -> Future:
+        if self.ex is None:
+            self._local()
+            fut: Future = Future()
+            try:
+                fut.set_result(fn(*args))
+            except Exception as exc:  # noqa: BLE001 - delivered through the future, as a pool would
+                fut.set_exception(exc)
+            return fut
+        with _no_sigint():  # a submit may spawn a worker
+            return self.ex.submit(fn, *args)
+
+    def pids(self) -> list[int]:
+        return sorted((self.ex._processes or {}).keys()) if self.ex is not None else []
+
+    def close(self, *, kill: bool = False) -> None:
+        if self.ex is None:
+            return
+        procs = list((self.ex._processes or {}).values())
+        if kill:
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+        self.ex.shutdown(wait=not kill, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=5)
+        self.ex = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # an exception (Ctrl-C, SIGTERM, a failed task) ends the workers now
+        self.close(kill=exc_type is not None)
