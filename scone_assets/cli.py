@@ -44,7 +44,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     code = exit_code(summary)
     if code == Exit.USAGE:
         where = " ".join(args.paths) if args.paths else f"the inputs of {args.config_path}"
-        print(f"scone inspect: no light curves could be read from {where}", file=sys.stderr)
+        print(f"error: no light curves could be read from {where}", file=sys.stderr)
     return code
 
 
@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         _fail(exc, verbose)
         return Exit.USAGE
+    except BrokenPipeError:  # `scone ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.PARTIAL
     except OSError as exc:  # a full disk, a permission: the file and the reason, not a traceback
         _fail(exc, verbose, prefix=_os_error_text(exc))
         return Exit.PARTIAL

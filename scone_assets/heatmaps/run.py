@@ -156,14 +156,14 @@ def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
     unit: the result says `failed` with the message."""
     cfg, root = ctx.config, Path(ctx.config.heatmaps_path)
     todo, results = [], []
+    try:
+        inputs = store.input_fingerprints(unit.files, unit.readme)
+    except OSError as exc:
+        return [UnitResult(unit.key, name, None, "failed", error=f"cannot read input: {exc}")
+                for name, _ in heatmap_sets(cfg)]
     for name, truncation in heatmap_sets(cfg):
         folder = store.unit_folder(root, name, unit.key)
-        try:
-            fp = store.unit_fingerprint(unit.files, unit.readme, ctx.labels_fp,
-                                        settings(cfg, ctx.backend, name, truncation, ctx.fallback))
-        except OSError as exc:
-            results.append(UnitResult(unit.key, name, None, "failed", error=f"cannot read input: {exc}"))
-            continue
+        fp = store.unit_fingerprint(inputs, ctx.labels_fp, settings(cfg, ctx.backend, name, truncation, ctx.fallback))
         state, reasons = store.unit_state(folder, fp)
         if state == "current" and not ctx.force:
             rec = store.read_unit_record(folder)
@@ -280,8 +280,9 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
     if units is None:
         found = discover(config)
         units, found_errors = found.units, found.errors
-    if not units and not found_errors:
-        raise ConfigError(f"nothing to do: no SNANA input units in {_inputs_named(config)}")
+    if not units:
+        why = "; ".join(str(e) for e in found_errors) or f"no SNANA input units in {_inputs_named(config)}"
+        raise ConfigError(f"nothing to do: {why}")
     jobs = max(1, jobs or config.jobs or os.cpu_count() or 1)
     results = [UnitResult(Path(e.path).name, "-", None, "failed", error=str(e)) for e in found_errors]
     for e in found_errors:

@@ -179,13 +179,16 @@ def file_fingerprint(path: str) -> dict:
             "mtime": float(mtime) if mtime is not None else None, "sha256": digest.hexdigest()}
 
 
-def unit_fingerprint(files: list[str], readme: str | None, labels: dict | None,
-                     settings: dict) -> dict:
-    """Everything a unit's heatmaps depend on. `labels` is the labels file's fingerprint."""
-    return {"format": FORMAT_VERSION,
-            "files": [file_fingerprint(f) for f in files],
-            "readme": file_fingerprint(readme) if readme else None,
-            "labels": labels,
+def input_fingerprints(files: list[str], readme: str | None) -> tuple[list[dict], dict | None]:
+    """The fingerprints of a unit's input files and README, taken once per unit."""
+    return [file_fingerprint(f) for f in files], file_fingerprint(readme) if readme else None
+
+
+def unit_fingerprint(inputs: tuple[list[dict], dict | None], labels: dict | None, settings: dict) -> dict:
+    """Everything a unit's heatmaps depend on: `inputs` from `input_fingerprints`, the
+    labels file's fingerprint, the settings."""
+    files, readme = inputs
+    return {"format": FORMAT_VERSION, "files": files, "readme": readme, "labels": labels,
             "settings": settings}
 
 
