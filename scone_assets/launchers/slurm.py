@@ -4,7 +4,10 @@ Configured in `dagster.yaml` under `run_launcher` (see `dagster.slurm.yaml`). Fo
 run the launcher writes a job script (SBATCH lines from the config, the user's header
 file and per-run tags; then the environment set-up; then `exec dagster api
 execute_run` with the serialized arguments read from a file) and submits it with
-`sbatch --parsable`. The run is tagged with the Slurm job id. Run monitoring asks
+`sbatch --parsable`. The run is tagged with the Slurm job id. What a run may put into
+its job (the `slurm/` tags the operator allows, each checked against Slurm's grammar) is
+decided in `sbatch.py`; a run whose tags fail is failed at launch and nothing is
+submitted. Run monitoring asks
 `check_run_worker_health`, which reads the job's state from `squeue`, then
 `scontrol show job`, then `sacct`; failures of those commands are retried and never
 reported as a dead worker.
@@ -13,7 +16,6 @@ reported as a dead worker.
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -27,9 +29,18 @@ from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLa
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
-JOB_ID_TAG = "slurm/job_id"
-TAG_OVERRIDES = {"slurm/partition": "partition", "slurm/time": "time_limit", "slurm/mem": "mem",
-                 "slurm/cpus_per_task": "cpus_per_task", "slurm/gpus": "gpus"}
+from scone_assets.launchers.sbatch import (
+    DEFAULT_ALLOWED_TAGS,
+    JOB_ID_TAG,
+    TAG_OPTIONS,
+    JobSpec,
+    SbatchValueError,
+    check_operator_value,
+    job_script,
+    read_header,
+    sbatch_options,
+)
+
 RUNNING_STATES = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED", "RESIZING",
                   "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD", "REQUEUE_FED"}
 FAILED_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
@@ -46,7 +57,8 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
                  gpus: str | None = None, account: str | None = None, qos: str | None = None,
                  log_dir: str | None = None, env_setup: Sequence[str] | None = None,
                  extra_sbatch_args: Sequence[str] | None = None, sbatch_header_path: str | None = None,
-                 command_retries: int = 3, retry_wait_seconds: float = 2.0):
+                 command_retries: int = 3, retry_wait_seconds: float = 2.0,
+                 allowed_tag_overrides: Sequence[str] | None = None):
         self._inst_data = inst_data
         self.partition = partition
         self.time_limit = time_limit
@@ -61,6 +73,18 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
         self.sbatch_header_path = sbatch_header_path
         self.command_retries = command_retries
         self.retry_wait_seconds = retry_wait_seconds
+        self.allowed_tag_overrides = list(DEFAULT_ALLOWED_TAGS if allowed_tag_overrides is None
+                                          else allowed_tag_overrides)
+        unknown = sorted(set(self.allowed_tag_overrides) - set(TAG_OPTIONS))
+        if unknown:
+            raise SbatchValueError(f"run_launcher config allowed_tag_overrides: unknown tag(s) {', '.join(unknown)} "
+                                   f"(known: {', '.join(TAG_OPTIONS)})")
+        for key in ("partition", "time_limit", "mem", "cpus_per_task", "gpus", "account", "qos", "log_dir",
+                    "sbatch_header_path"):
+            check_operator_value(key, getattr(self, key))
+        for key in ("env_setup", "extra_sbatch_args"):
+            for item in getattr(self, key):
+                check_operator_value(key, item)
         super().__init__()
 
     # ------------------------------------------------------------------ configuration
@@ -88,6 +112,9 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
             "extra_sbatch_args": Field([str], is_required=False, default_value=[],
                                        description="more sbatch options, e.g. --constraint=cpu"),
             "sbatch_header_path": opt(description="a file of #SBATCH lines to include (SCONE's sbatch_header_path)"),
+            "allowed_tag_overrides": Field([str], is_required=False, default_value=list(DEFAULT_ALLOWED_TAGS),
+                                           description="which slurm/ run tags may override the options above "
+                                                       "(anyone who can reach the UI can set tags)"),
             "command_retries": Field(int, is_required=False, default_value=3),
             "retry_wait_seconds": Field(float, is_required=False, default_value=2.0),
         }
@@ -104,27 +131,16 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
         return path
 
     def sbatch_options(self, tags: Mapping[str, str]) -> list[str]:
-        values = {name: getattr(self, name) for name in
+        """The job's `--flag=value` options; raises SbatchValueError for a tag that may not be used."""
+        config = {name: getattr(self, name) for name in
                   ("partition", "time_limit", "mem", "cpus_per_task", "gpus", "account", "qos")}
-        for tag, name in TAG_OVERRIDES.items():
-            if tags.get(tag):
-                values[name] = tags[tag]
-        flags = {"partition": "--partition", "time_limit": "--time", "mem": "--mem",
-                 "cpus_per_task": "--cpus-per-task", "gpus": "--gpus", "account": "--account", "qos": "--qos"}
-        return [f"{flags[k]}={v}" for k, v in values.items() if v not in (None, "")] + self.extra_sbatch_args
+        return sbatch_options(config, tags, self.allowed_tag_overrides, self.extra_sbatch_args)
 
     def job_script(self, run_id: str, args_file: Path, log_file: Path, entry_point: Sequence[str],
                    tags: Mapping[str, str]) -> str:
-        lines = ["#!/bin/bash", f"#SBATCH --job-name=dagster-{run_id[:8]}", f"#SBATCH --output={log_file}",
-                 f"#SBATCH --error={log_file}"]
-        if self.sbatch_header_path:
-            header = Path(self.sbatch_header_path).read_text().splitlines()
-            lines += [ln for ln in header if ln.startswith("#SBATCH")]
-        lines += [f"#SBATCH {opt}" for opt in self.sbatch_options(tags)]
-        lines += ["", "set -e", f"# Dagster run {run_id}"] + self.env_setup
-        # the serialized arguments are read from a file, not put on the sbatch command line
-        lines += [f'exec {shlex.join(entry_point)} api execute_run "$(cat {shlex.quote(str(args_file))})"', ""]
-        return "\n".join(lines)
+        return job_script(JobSpec(run_id, Path(args_file), Path(log_file), tuple(entry_point),
+                                  tuple(self.sbatch_options(tags)), read_header(self.sbatch_header_path),
+                                  tuple(self.env_setup)))
 
     # ------------------------------------------------------------------ Slurm commands
 
@@ -185,9 +201,16 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
         script_file = log_dir / f"{run.run_id}.sbatch"
         args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=self._instance.get_ref(),
                               set_exit_code_on_failure=True)
-        args_file.write_text(serialize_value(args))
         entry = [origin.executable_path, "-m", "dagster"]
-        script_file.write_text(self.job_script(run.run_id, args_file, log_file, entry, run.tags))
+        try:  # before anything is written or submitted: a refused run leaves no job behind
+            script = self.job_script(run.run_id, args_file, log_file, entry, run.tags)
+        except (SbatchValueError, OSError) as exc:  # OSError: the operator's header file
+            message = f"refused to submit the run to Slurm: {exc}"
+            self._instance.report_engine_event(message, run, cls=self.__class__)
+            self._instance.report_run_failed(run, message)
+            return
+        args_file.write_text(serialize_value(args))
+        script_file.write_text(script)
         res = subprocess.run(["sbatch", "--parsable", str(script_file)], capture_output=True, text=True, timeout=120)
         if res.returncode != 0 or not res.stdout.strip():
             message = f"sbatch failed: {(res.stderr or res.stdout).strip()}"
@@ -203,7 +226,9 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
             cls=self.__class__)
 
     def _job_id(self, run) -> str | None:
-        return run.tags.get(JOB_ID_TAG) if run else None
+        """The job id this launcher tagged; anything but digits is never handed to scancel or squeue."""
+        job_id = run.tags.get(JOB_ID_TAG) if run else None
+        return job_id if job_id and job_id.isdigit() else None
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

@@ -20,6 +20,7 @@ the real name and the previous model untouched.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -143,7 +144,7 @@ def check_replaceable(folder: str | Path, force: bool) -> None:
 
 def _remove_stale(folder: Path) -> None:
     """Partial and retired siblings a killed run left behind (the caller holds the lock)."""
-    for p in folder.parent.glob(f".{folder.name}.*"):
+    for p in folder.parent.glob(f".{glob.escape(folder.name)}.*"):
         if PARTIAL in p.name or RETIRED in p.name:
             log.warning("removing %s, left by a run that did not finish", p)
             shutil.rmtree(p, ignore_errors=True)

@@ -10,6 +10,7 @@ it finds there at start were left by a killed run and are removed.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -208,7 +209,7 @@ def _simulate_locked(out: Path, params: dict, fractions: dict[str, float], jobs:
     resume = _check_folder(out, params, force)  # again: another run may have ended meanwhile
     _remove_temps(out)
     if force and not resume:
-        for p in out.glob(f"{version}-*_*.FITS*"):
+        for p in out.glob(f"{glob.escape(version)}-*_*.FITS*"):
             p.unlink()
     atomic_write_text(out / MANIFEST, json.dumps(params, indent=1, sort_keys=True))
     plan = _plan(out, params, fractions, resume)
