@@ -51,8 +51,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from scone_assets.simulate.run import simulate
 
+    like = None
+    if args.like or args.like_config:
+        from scone_assets.simulate.like import model_from_inputs
+
+        like = model_from_inputs(args.like, load_config(args.like_config) if args.like_config else None)
+        print(f"survey model from {like.n_objects} real light curves ({like.survey}): bands "
+              + " ".join(f"{b}={w:.0f}A" for b, w in zip(like.letters, like.waves, strict=True)))
     res = simulate(args.out, args.n, survey=args.survey, seed=args.seed, per_file=args.per_file,
-                   mix=args.mix, gzip=args.gzip, jobs=args.jobs, force=args.force)
+                   mix=args.mix, gzip=args.gzip, jobs=args.jobs, force=args.force, like=like)
     kept = f" ({len(res.resumed_files)} file(s) already written, kept)" if res.resumed_files else ""
     print(f"wrote {res.n_written} light curves in {len(res.head_files)} file(s) to {res.folder}{kept}")
     for name, k in sorted(res.counts.items()):
@@ -245,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="write a labelled SNANA FITS simulation folder")
     p.add_argument("--out", required=True, help="output folder (its name is the simulation VERSION)")
     p.add_argument("--n", type=int, default=5000, help="number of detected light curves")
-    p.add_argument("--survey", default="des", help="des, lsst or lowz")
+    p.add_argument("--survey", default="des", help="des, lsst or lowz (ignored with --like)")
+    p.add_argument("--like", nargs="+", default=None, metavar="DATA",
+                   help="simulate the survey of these SNANA data (folders or files): its bands, observing "
+                        "sequences, error-vs-flux relation, redshifts and MWEBV")
+    p.add_argument("--like-config", dest="like_config", default=None,
+                   help="as --like, with the inputs (and band_to_wave) of a SCONE config")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--per-file", dest="per_file", type=int, default=1000, help="light curves per HEAD/PHOT pair")
     p.add_argument("--mix", default=None, help="class fractions, e.g. SNIa=0.5,SNII=0.3,SNIbc=0.2")

@@ -33,14 +33,19 @@ def _draw_params(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator)
     season = rng.integers(0, survey.n_seasons, size=n)
     start = survey.first_season_mjd + 365.25 * season
     peak = rng.uniform(start - 20, start + survey.season_length + 20)
-    p = {
-        "z": z, "mu": distance_modulus(z), "peak_mjd": peak, "season_start": start,
-        "rise": np.clip(rng.normal(sub.rise, sub.rise_sigma, n), 3.0, None),
-        "stretch": np.ones(n),
-        "m_peak": rng.normal(sub.m_peak, sub.m_sigma, n),
-        "mwebv": rng.exponential(survey.mwebv_mean, n),
-        "deep": rng.uniform(size=n) < survey.deep_fraction,
-    }
+    return _intrinsic(sub, {"z": z, "peak_mjd": peak, "season_start": start}, n, rng,
+                      mwebv=lambda: rng.exponential(survey.mwebv_mean, n), deep_fraction=survey.deep_fraction)
+
+
+def _intrinsic(sub: Subtype, where: dict[str, np.ndarray], n: int, rng: np.random.Generator, *,
+               mwebv, deep_fraction: float) -> dict[str, np.ndarray]:
+    """An object's own parameters, once its redshift and peak time are drawn."""
+    p = {**where, "mu": distance_modulus(where["z"]),
+         "rise": np.clip(rng.normal(sub.rise, sub.rise_sigma, n), 3.0, None),
+         "stretch": np.ones(n),
+         "m_peak": rng.normal(sub.m_peak, sub.m_sigma, n)}
+    p["mwebv"] = mwebv()
+    p["deep"] = rng.uniform(size=n) < deep_fraction
     if sub.cls == "SNIa":
         x1 = rng.normal(0.0, 1.0, n)
         p["x1"] = x1
@@ -86,24 +91,55 @@ def _schedule(survey: Survey, p: dict[str, np.ndarray], rng: np.random.Generator
     return mjd, band, depth, visit, mask
 
 
+def _observe(sub: Subtype, p: dict[str, np.ndarray], mjd, band, wave, width, sky, gain, mask, visit,
+             rng: np.random.Generator):
+    """Fluxes with sky and source noise, and which objects are detected: S/N > 5 on at
+    least two different visits (nights)."""
+    true_flux = np.nan_to_num(fluxcal(observed_mag(sub, mjd, wave[band], width[band], p)))
+    err = np.sqrt(sky**2 + np.maximum(true_flux, 0) / gain)  # sky floor plus source (Poisson) noise
+    flux = true_flux + rng.normal(size=true_flux.shape) * err
+    snr5 = (flux / err > 5) & mask
+    nights = np.where(snr5, visit, -1)
+    first = np.max(nights, axis=1)
+    second = np.max(np.where(nights == first[:, None], -1, nights), axis=1)
+    detected = (first >= 0) & (second >= 0)
+    n = len(p["z"])
+    peak_wave = np.broadcast_to(wave, (n, len(wave)))
+    peak_mag = observed_mag(sub, np.broadcast_to(p["peak_mjd"][:, None], peak_wave.shape), peak_wave,
+                            np.broadcast_to(width, peak_wave.shape), p)
+    return flux, err, detected, peak_mag
+
+
 def _simulate_batch(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator):
     p = _draw_params(sub, survey, n, rng)
     mjd, band, depth, visit, mask = _schedule(survey, p, rng)
     wave = np.array([b.wave for b in survey.bands])
     width = np.array([b.width for b in survey.bands])
-    true_flux = np.nan_to_num(fluxcal(observed_mag(sub, mjd, wave[band], width[band], p)))
     sky = 10 ** (-0.4 * (depth - 27.5)) / 5.0
-    err = np.sqrt(sky**2 + np.maximum(true_flux, 0) / SOURCE_GAIN)
-    flux = true_flux + rng.normal(size=true_flux.shape) * err
-    snr5 = (flux / err > 5) & mask
-    # detected: S/N > 5 on at least two different visits (nights)
-    nights = np.where(snr5, visit, -1)
-    first = np.max(nights, axis=1)
-    second = np.max(np.where(nights == first[:, None], -1, nights), axis=1)
-    detected = (first >= 0) & (second >= 0)
-    peak_wave = np.broadcast_to(wave, (n, len(wave)))
-    peak_mag = observed_mag(sub, np.broadcast_to(p["peak_mjd"][:, None], peak_wave.shape), peak_wave,
-                            np.broadcast_to(width, peak_wave.shape), p)
+    flux, err, detected, peak_mag = _observe(sub, p, mjd, band, wave, width, sky, SOURCE_GAIN, mask, visit, rng)
+    return p, mjd, band, flux, err, mask, detected, peak_mag
+
+
+def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
+    """Objects observed as real ones were: each borrows a real sequence (times, bands,
+    sky floors) and peaks where that object peaked."""
+    from scone_assets.simulate.like import BAND_WIDTH_FRACTION, PEAK_JITTER_DAYS, draw_redshifts
+
+    pick = rng.integers(0, model.n_objects, n)
+    z = draw_redshifts(model, n, rng)
+    peak = model.peak[pick] + rng.normal(0, PEAK_JITTER_DAYS, n)
+    p = _intrinsic(sub, {"z": z, "peak_mjd": peak, "season_start": peak}, n, rng,
+                   mwebv=lambda: rng.choice(model.mwebv, n), deep_fraction=0.0)
+    mask = model.band[pick] >= 0
+    band = np.where(mask, model.band[pick], 0)
+    mjd = np.where(mask, model.mjd[pick], model.peak[pick][:, None])
+    sky = np.where(mask, model.sky[pick], 1.0)
+    wave = np.asarray(model.waves, float)
+    visit = np.floor(mjd).astype(np.int64)
+    with np.errstate(divide="ignore"):
+        gain = 1.0 / model.poisson_b[band]  # b = 0 (no source term measured): infinite gain
+    flux, err, detected, peak_mag = _observe(sub, p, mjd, band, wave, BAND_WIDTH_FRACTION * wave, sky, gain,
+                                             mask, visit, rng)
     return p, mjd, band, flux, err, mask, detected, peak_mag
 
 
@@ -120,8 +156,10 @@ def class_slots(mix: dict[str, float], n: int, seed: int) -> np.ndarray:
 
 
 def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: int,
-                  first_snid: int) -> FileResult:
-    """Detected light curves, `quota[subtype]` of each, for one output file."""
+                  first_snid: int, like=None) -> FileResult:
+    """Detected light curves, `quota[subtype]` of each, for one output file. With `like`
+    (a `SurveyModel`), objects are observed as the survey data were instead of by the
+    preset's schedule."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, file_index]))
 
     obs_parts, n_gen = [], {}
@@ -132,7 +170,10 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
             if need <= 0:
                 break
             batch = max(32, 3 * need)
-            p, mjd, band, flux, err, mask, det, peak_mag = _simulate_batch(sub, survey, batch, rng)
+            if like is None:
+                p, mjd, band, flux, err, mask, det, peak_mag = _simulate_batch(sub, survey, batch, rng)
+            else:
+                p, mjd, band, flux, err, mask, det, peak_mag = _simulate_batch_like(sub, like, batch, rng)
             n_gen[name] += batch
             idx = np.flatnonzero(det)[:need]
             need -= len(idx)
@@ -146,15 +187,17 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
 
     rng_meta = np.random.default_rng(np.random.SeedSequence([seed, file_index, 1]))
     order = rng_meta.permutation(len(obs_parts))  # interleave classes, as SNANA files are
-    band_names = [b.full_name for b in survey.bands]
-    letters = [b.letter for b in survey.bands]
+    band_names = [b.full_name for b in survey.bands] if like is None else [str(b) for b in like.letters]
+    letters = [b.letter for b in survey.bands] if like is None else [str(b) for b in like.letters]
     rows, obs_rows = [], []
     for j, k in enumerate(order):
         sub, p, i, mjd, band, flux, err, peak_mag = obs_parts[k]
         snid = first_snid + j
         z = float(p["z"][i])
         spec = rng_meta.uniform() < survey.spec_fraction
-        if spec:
+        if like is not None and not len(like.z):  # the survey has no redshifts: neither has its simulation
+            z_obs, z_err = -9.0, -9.0
+        elif spec:
             z_obs, z_err = z + rng_meta.normal(0, 5e-4), 5e-4
         elif rng_meta.uniform() < survey.photoz_outliers:
             z_obs, z_err = float(rng_meta.uniform(0.05, 1.5)), survey.photoz_sigma * (1 + z)

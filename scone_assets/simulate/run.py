@@ -24,7 +24,7 @@ from pathlib import Path
 from astropy.io import fits
 from tqdm.auto import tqdm
 
-from scone_assets.atomic import atomic_write_text, remove_stale_temps
+from scone_assets.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 from scone_assets.locking import folder_lock
 from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
 from scone_assets.simulate.generate import class_slots, simulate_file
@@ -33,6 +33,7 @@ from scone_assets.snana.write import write_fits_pair, write_list, write_readme
 from scone_assets.workers import WorkerPool
 
 MANIFEST = ".scone_sim.json"
+LIKE_MODEL = ".scone_like_model.npz"  # the survey model a --like simulation was made from
 log = logging.getLogger(__name__)
 
 
@@ -53,10 +54,20 @@ def _file_names(version: str, i: int, gz: bool) -> tuple[str, str]:
     return f"{version}-{i + 1:04d}_HEAD{ext}", f"{version}-{i + 1:04d}_PHOT{ext}"
 
 
+def _survey(name: str, folder: Path):
+    """(survey, like model or None) of a simulation: a preset, or the model saved beside it."""
+    if name != "like":
+        return get_survey(name), None
+    from scone_assets.simulate.like import SurveyModel, like_survey
+
+    model = SurveyModel.load(folder / LIKE_MODEL)
+    return like_survey(model), model
+
+
 def _work(args: tuple) -> tuple[int, dict[str, int], dict[str, int]]:
     survey_name, quota, seed, i, first_snid, head, phot, gz = args
-    survey = get_survey(survey_name)
-    res = simulate_file(survey, quota, seed, i, first_snid)
+    survey, like = _survey(survey_name, Path(head).parent)
+    res = simulate_file(survey, quota, seed, i, first_snid, like=like)
     write_fits_pair(head, phot, res.meta, res.obs, survey=survey.name, gz=gz)
     return i, dict(Counter(res.meta["SIM_TYPE_NAME"])), res.n_generated
 
@@ -155,7 +166,7 @@ def _plan(out: Path, params: dict, fractions: dict[str, float], resume: bool) ->
 
 def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: list[Path],
                 counts: Counter[str], generated: Counter[str], seconds: float) -> None:
-    srv = get_survey(params["survey"])
+    srv, like = _survey(params["survey"], out)
     stat = {"NLC_WRITE": params["n"], "NLC_GEN_THIS_RUN": sum(generated.values()),
             "CPU_SECONDS_THIS_RUN": round(seconds, 1)}
     stat.update({f"NLC_WRITE_{k}": v for k, v in sorted(counts.items())})
@@ -167,7 +178,8 @@ def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: lis
         stat_summary=stat,
         notes=[f"made by scone simulate: survey {srv.name}, seed {params['seed']}, "
                f"per_file {params['per_file']}",
-               "mix: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(fractions.items()))],
+               "mix: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(fractions.items()))]
+        + ([f"like: {line}" for line in like.provenance] if like is not None else []),
     )
     write_list(out, params["version"], [h.name for h in heads])
 
@@ -184,21 +196,28 @@ def simulate(
     force: bool = False,
     version: str | None = None,
     progress: bool = True,
+    like=None,
 ) -> SimulationResult:
-    """Write `n` detected light curves as an SNANA FITS simulation folder. Raises
-    `FolderBusy` while another run writes the same folder."""
+    """Write `n` detected light curves as an SNANA FITS simulation folder. With `like` (a
+    `SurveyModel` from `like.model_from_inputs`), objects are observed as that survey's
+    data were. Raises `FolderBusy` while another run writes the same folder."""
     if int(n) <= 0:
         raise SimulationError(f"number of light curves must be positive (got n = {n})")
     if int(per_file) <= 0:
         raise SimulationError(f"--per-file must be positive (got {per_file})")
-    get_survey(survey)
+    if like is None:
+        get_survey(survey)
     fractions = parse_mix(mix)
     out = Path(out)
-    params = {"version": version or out.name, "survey": survey.lower(), "n": int(n),
-              "per_file": int(per_file), "seed": int(seed), "mix": fractions, "gzip": bool(gzip),
+    params = {"version": version or out.name, "survey": "like" if like is not None else survey.lower(),
+              "n": int(n), "per_file": int(per_file), "seed": int(seed), "mix": fractions, "gzip": bool(gzip),
               "model": 1}
+    if like is not None:
+        params["like"] = like.digest()  # resumed only for the same survey model
     _check_folder(out, params, force)  # refuse before making a lock file in a stranger's folder
     with folder_lock(out, what="simulation folder"):
+        if like is not None:
+            atomic_write_bytes(out / LIKE_MODEL, like.to_bytes())
         return _simulate_locked(out, params, fractions, jobs, force, progress)
 
 

@@ -1,0 +1,107 @@
+"""Real data, the way users work: simulate a training set like the survey, train on it,
+classify the real light curves, score them against their spectroscopic types.
+
+    .venv/bin/python benchmarks/real_data.py [--n 4000] [--epochs 40] [--work /tmp/scone_real]
+
+For each real set (yse_dev: typed YSE DR1 light curves; LOWZ_REAL: real SNe Ia) and with
+and without redshift, it runs the commands a user would:
+
+    scone simulate --out <work>/<set>_LIKE --like <real set> --n N --seed 1
+    scone run --config_path train.yml      # heatmaps of the simulation, then training
+    scone run --config_path predict.yml    # heatmaps of the real set, then predictions
+
+and scores `predictions.csv` with the set's labels (validation only: nothing is fitted on
+them). Prints one JSON line per run and writes them to <work>/real_data.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+SCONE = [sys.executable, "-m", "scone_assets.cli"]
+
+
+def run(args: list[str]) -> float:
+    t0 = time.time()
+    res = subprocess.run(args, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} exited {res.returncode}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return time.time() - t0
+
+
+def truth(name: str, snids: pd.Series) -> np.ndarray:
+    if name == "yse_dev":
+        labels = pd.read_csv(SHARED / "yse_dev" / "labels.csv", dtype={"SNID": str}).set_index("SNID")
+        return labels.loc[snids, "IS_IA"].to_numpy().astype(int)
+    return np.ones(len(snids), dtype=int)  # LOWZ_REAL: every object is a spectroscopic SN Ia
+
+
+def score(y: np.ndarray, p: np.ndarray) -> dict:
+    from scone_assets.model import metrics
+
+    pred = (p >= 0.5).astype(int)
+    out = {"n": int(len(y)), "accuracy": float(np.mean(pred == y)),
+           "ia_found": float(np.mean(pred[y == 1])) if (y == 1).any() else float("nan")}
+    if 0 < y.sum() < len(y):
+        out["auc"] = float(metrics.roc_auc(y, p))
+        out["purity"] = float(np.sum((pred == 1) & (y == 1)) / max(1, np.sum(pred == 1)))
+        out["efficiency"] = float(np.sum((pred == 1) & (y == 1)) / max(1, np.sum(y == 1)))
+    return out
+
+
+def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool) -> dict:
+    sims = work / f"{name}_LIKE"
+    t_sim = run([*SCONE, "simulate", "--out", str(sims), "--like", str(data), "--n", str(n), "--seed", "1",
+                 "--per-file", "1000"])
+    tag = "with_z" if with_z else "no_z"
+    train = work / f"{name}_{tag}_train.yml"
+    train.write_text(f"input_path: {sims}\nheatmaps_path: {work / (name + '_LIKE_heatmaps')}\n"
+                     f"output_path: {work / (name + '_' + tag)}\nnum_epochs: {epochs}\n"
+                     f"early_stopping_patience: 8\nseed: 1\nwith_z: {str(with_z).lower()}\n")
+    t_train = run([*SCONE, "run", "--config_path", str(train), "--force"])
+    model = work / f"{name}_{tag}" / "trained_model"
+    predict = work / f"{name}_{tag}_predict.yml"
+    out = work / f"{name}_{tag}_predictions"
+    predict.write_text(f"input_path: {data}\nheatmaps_path: {work / (name + '_real_heatmaps')}\n"
+                       f"output_path: {out}\nmode: predict\ntrained_model: {model}\n")
+    t_pred = run([*SCONE, "run", "--config_path", str(predict)])
+    table = pd.read_csv(out / "predictions.csv", dtype={"SNID": str})
+    skipped = pd.read_csv(out / "predictions.skipped.csv", dtype={"SNID": str})
+    y = truth(name, table.SNID)
+    test = json.loads((model / "metrics.json").read_text())["test"]
+    return {"set": name, "with_z": with_z, "n_sim": n, **score(y, table.PROB_SCONE.to_numpy()),
+            "skipped": int(len(skipped)), "sim_test_accuracy": test["accuracy"], "sim_test_auc": test["auc"],
+            "minutes": {"simulate": t_sim / 60, "train": t_train / 60, "predict": t_pred / 60}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--work", default="/tmp/scone_real")
+    ap.add_argument("--sets", default="yse_dev,LOWZ_REAL")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    paths = {"yse_dev": SHARED / "yse_dev", "LOWZ_REAL": SHARED / "snana_fits" / "LOWZ_REAL"}
+    results = []
+    for name in args.sets.split(","):
+        for with_z in (False, True):
+            res = one(name, paths[name], work, args.n, args.epochs, with_z)
+            print(json.dumps(res), flush=True)
+            results.append(res)
+    (work / "real_data.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""A survey model taken from unlabelled survey data: `scone simulate --like DATA`.
+
+SNANA users make a SIMLIB from a survey's observing log and fit its redshift
+distribution; here both come from the light curves to classify. From the data,
+as the reader places it, this takes:
+
+- the bands and their wavelengths (the simulation observes in the survey's bands);
+- one observing sequence per real object: its observation times and bands, the time of
+  its peak (PEAKMJD, else the time of its brightest point) and, per observation, the
+  sky-noise floor (the measured error with the fitted source term removed);
+- per band, the error-vs-flux relation FLUXCALERR^2 = a^2 + b * max(FLUXCAL, 0) (a sky
+  floor plus a Poisson term; see `fit_error_model`);
+- the redshifts (REDSHIFT_FINAL) and Milky Way E(B-V) (MWEBV) of the objects.
+
+A simulated object borrows a random real sequence: it is observed at that object's times
+and in its bands, peaks where that object peaked (within 2 days), has the sky floor that
+object had, and the source noise of the fitted relation. Its redshift is drawn from the
+data's, smoothed by a kernel in ln(1 + z) of Silverman's width. Types, spectroscopic
+classes and other classifiers' outputs in the files are never read: the reader's type
+columns are not used here at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scone_assets.simulate.classes import SimulationError
+
+log = logging.getLogger(__name__)
+
+MIN_OBJECTS = 20  # fewer real objects than this cannot stand for a survey's cadence
+PEAK_JITTER_DAYS = 2.0
+DEFAULT_Z = (0.01, 0.5)  # used, with a warning, when the data carry no redshift
+BAND_WIDTH_FRACTION = 0.085  # Gaussian throughput sigma / wavelength (DES and PS1 bands are 0.07-0.11)
+
+
+@dataclass
+class SurveyModel:
+    """Everything a `--like` simulation takes from the data, as arrays (saved beside it)."""
+
+    letters: np.ndarray  # (bands,) one-letter band ids
+    waves: np.ndarray  # (bands,) effective wavelengths, A
+    sky_a: np.ndarray  # (bands,) fitted sky floor, FLUXCAL
+    poisson_b: np.ndarray  # (bands,) fitted source term, FLUXCAL per FLUXCAL
+    mjd: np.ndarray  # (objects, L) observation times, NaN-padded
+    band: np.ndarray  # (objects, L) band index, -1 padded
+    sky: np.ndarray  # (objects, L) per-observation sky floor
+    peak: np.ndarray  # (objects,) reference peak time
+    z: np.ndarray  # redshifts of the data (may be empty)
+    mwebv: np.ndarray  # (objects,)
+    survey: str = "LIKE"
+    provenance: list[str] = field(default_factory=list)
+
+    @property
+    def n_objects(self) -> int:
+        return len(self.peak)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, letters=self.letters, waves=self.waves, sky_a=self.sky_a,
+                            poisson_b=self.poisson_b, mjd=self.mjd, band=self.band, sky=self.sky,
+                            peak=self.peak, z=self.z, mwebv=self.mwebv, survey=np.array(self.survey),
+                            provenance=np.array(self.provenance, dtype=str))
+        return buf.getvalue()
+
+    @classmethod
+    def load(cls, path: str | Path) -> SurveyModel:
+        with np.load(path, allow_pickle=False) as d:
+            return cls(d["letters"], d["waves"], d["sky_a"], d["poisson_b"], d["mjd"], d["band"], d["sky"],
+                       d["peak"], d["z"], d["mwebv"], str(d["survey"]), list(d["provenance"]))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+
+def fit_error_model(flux: np.ndarray, err: np.ndarray) -> tuple[float, float]:
+    """(a, b) of err^2 = a^2 + b * max(flux, 0): a from the faintest fifth of the
+    observations (where the sky dominates), b the median source term of those well above
+    it. Medians, so the few observations with odd errors do not steer the fit."""
+    fpos = np.maximum(flux, 0.0)
+    var = err**2
+    faint = np.abs(flux) <= np.quantile(np.abs(flux), 0.2)
+    a2 = float(np.median(var[faint]))
+    bright = fpos > 5 * np.sqrt(a2)
+    b = float(np.median((var[bright] - a2) / fpos[bright])) if bright.sum() >= 5 else 0.0
+    return float(np.sqrt(a2)), max(b, 0.0)
+
+
+def _peak_time(mjd: np.ndarray, flux: np.ndarray, err: np.ndarray, peakmjd: float) -> tuple[float, bool]:
+    if np.isfinite(peakmjd):
+        return float(peakmjd), True
+    snr = flux / np.where(err > 0, err, np.inf)
+    return float(mjd[int(np.argmax(np.where(snr > 3, flux, -np.inf)) if np.any(snr > 3) else np.argmax(flux))]), False
+
+
+def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
+    """The survey model of some read units (`LightCurves`), or SimulationError saying why not."""
+    letters: dict[str, float] = {}
+    for lcs in lightcurves:
+        if lcs.dropped_bands:
+            raise SimulationError(
+                f"{lcs.source}: band(s) {', '.join(sorted(lcs.dropped_bands))} cannot be placed in "
+                "wavelength; set them in the config's band_to_wave (or survey) and run --like again")
+        for b, w in lcs.band_to_wave.items():
+            if b in letters and abs(letters[b] - w) > 1.0:
+                raise SimulationError(f"band {b} is at {letters[b]:.0f} A in one input and {w:.0f} A in "
+                                      f"{lcs.source}; --like needs one wavelength per band letter")
+            letters[b] = w
+    order = sorted(letters, key=lambda b: letters[b])
+    index = {b: i for i, b in enumerate(order)}
+    seqs, peaks, zs, mw, n_peak = [], [], [], [], 0
+    per_band: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {i: [] for i in range(len(order))}
+    for lcs in lightcurves:
+        for row, obs in lcs.iter_lightcurves():
+            keep = obs.BAND.isin(index).to_numpy()
+            mjd = obs.MJD.to_numpy()[keep]
+            if len(mjd) < 2:
+                continue
+            band = np.array([index[b] for b in obs.BAND.to_numpy()[keep]])
+            flux, err = obs.FLUXCAL.to_numpy()[keep], obs.FLUXCALERR.to_numpy()[keep]
+            good = np.isfinite(mjd) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+            if good.sum() < 2:
+                continue
+            mjd, band, flux, err = mjd[good], band[good], flux[good], err[good]
+            peak, known = _peak_time(mjd, flux, err, float(row.PEAKMJD))
+            n_peak += known
+            seqs.append((mjd, band, flux, err))
+            peaks.append(peak)
+            mw.append(float(row.MWEBV) if np.isfinite(row.MWEBV) else 0.0)
+            if np.isfinite(row.REDSHIFT_FINAL) and row.REDSHIFT_FINAL > 0:
+                zs.append(float(row.REDSHIFT_FINAL))
+            for k in np.unique(band):
+                per_band[int(k)].append((flux[band == k], err[band == k]))
+    if len(seqs) < MIN_OBJECTS:
+        raise SimulationError(f"--like needs at least {MIN_OBJECTS} light curves to learn a cadence from; "
+                              f"{', '.join(sources)} gave {len(seqs)}")
+    sky_a, poisson_b, least = np.zeros(len(order)), np.zeros(len(order)), np.zeros(len(order))
+    for k, parts in per_band.items():
+        flux = np.concatenate([p[0] for p in parts])
+        err = np.concatenate([p[1] for p in parts])
+        sky_a[k], poisson_b[k] = fit_error_model(flux, err)
+        least[k] = max(0.5 * sky_a[k], 0.1 * float(np.median(err)))  # no noiseless epoch
+    length = max(len(s[0]) for s in seqs)
+    mjd_arr = np.full((len(seqs), length), np.nan)
+    band_arr = np.full((len(seqs), length), -1, dtype=np.int64)
+    sky_arr = np.full((len(seqs), length), np.nan)
+    for i, (mjd, band, flux, err) in enumerate(seqs):
+        order_t = np.argsort(mjd, kind="stable")
+        mjd, band, flux, err = mjd[order_t], band[order_t], flux[order_t], err[order_t]
+        source = poisson_b[band] * np.maximum(flux, 0.0)
+        floor = np.sqrt(np.maximum(err**2 - source, least[band] ** 2))
+        mjd_arr[i, : len(mjd)], band_arr[i, : len(mjd)], sky_arr[i, : len(mjd)] = mjd, band, floor
+    surveys = sorted({str(lcs.survey) for lcs in lightcurves if lcs.survey})
+    z = np.asarray(zs)
+    provenance = [
+        f"--like sources: {', '.join(sources)}",
+        "bands from the data as the reader places them: "
+        + ", ".join(f"{b}={letters[b]:.0f}A" for b in order),
+        f"observing sequences (times, bands, per-observation sky floor): {len(seqs)} real objects",
+        "error model per band, FLUXCALERR^2 = a^2 + b max(FLUXCAL, 0): "
+        + ", ".join(f"{b} a={sky_a[i]:.2f} b={poisson_b[i]:.3f}" for i, b in enumerate(order)),
+        f"peak times: PEAKMJD of {n_peak} objects, brightest point of {len(seqs) - n_peak}",
+        (f"redshifts: REDSHIFT_FINAL of {len(z)} objects (median {np.median(z):.3f}), smoothed in ln(1+z)"
+         if len(z) else f"redshifts: none in the data; volumetric default on {DEFAULT_Z[0]}-{DEFAULT_Z[1]}"),
+        f"Milky Way E(B-V): MWEBV of {len(seqs)} objects (median {np.median(mw):.3f})",
+        "types, spectroscopic classes and other classifiers' outputs in the data: not read",
+    ]
+    if not len(z):
+        log.warning("the --like data carry no REDSHIFT_FINAL; redshifts are drawn from a volumetric rate on "
+                    "z = %.2f-%.2f instead", *DEFAULT_Z)
+    return SurveyModel(np.array(order), np.array([letters[b] for b in order]), sky_a, poisson_b, mjd_arr,
+                       band_arr, sky_arr, np.asarray(peaks), z, np.asarray(mw), "+".join(surveys) or "LIKE",
+                       provenance)
+
+
+def model_from_inputs(paths: list[str] | None = None, config=None) -> SurveyModel:
+    """Read the survey data (`paths` as `scone inspect` takes them, or a config's inputs)
+    and make its survey model. Bad files are reported by the reader and left out."""
+    from scone_assets.snana.read import discover, discover_paths, read_unit
+
+    found = discover(config) if config is not None else discover_paths(list(paths or []))
+    for err in found.errors:
+        log.error("%s", err)
+    if not found.units:
+        raise SimulationError("--like: no SNANA light curves in " + (", ".join(paths or []) or "the config's inputs")
+                              + (f" ({'; '.join(str(e) for e in found.errors)})" if found.errors else ""))
+    read = []
+    for unit in found.units:
+        lcs = read_unit(unit, config)  # no labels: --like never looks at types
+        for w in lcs.warnings:
+            log.warning("%s", w)
+        read.append(lcs)
+    return survey_model(read, list(paths or []) or [str(u.files[0]) for u in found.units][:3])
+
+
+def draw_redshifts(model: SurveyModel, n: int, rng: np.random.Generator) -> np.ndarray:
+    if not len(model.z):
+        from scone_assets.simulate.physics import redshift_sampler
+
+        return redshift_sampler(*DEFAULT_Z)(rng.uniform(size=n))
+    x = np.log1p(model.z)
+    width = 1.06 * np.std(x) * len(x) ** -0.2 if len(x) > 1 else 0.1 * x[0]
+    out = np.expm1(rng.choice(x, n) + rng.normal(0, width, n))
+    return np.clip(out, max(1e-3, 0.5 * model.z.min()), None)
+
+
+def like_survey(model: SurveyModel):
+    """The preset-shaped view of a survey model that file writing needs (bands, the share
+    of spectroscopic redshifts); the schedule fields are unused with `like`."""
+    from scone_assets.simulate.surveys import Band, Survey
+
+    bands = tuple(Band(str(b), str(b), float(w), BAND_WIDTH_FRACTION * float(w), 0.0)
+                  for b, w in zip(model.letters, model.waves, strict=True))
+    return Survey(name=model.survey, bands=bands, first_season_mjd=float(np.nanmin(model.mjd)), n_seasons=1,
+                  season_length=0.0, cadence=1.0, all_bands_per_visit=False, window=(0.0, 0.0), z_max={},
+                  spec_fraction=1.0, mwebv_mean=float(np.mean(model.mwebv)))

@@ -1,0 +1,157 @@
+"""`scone simulate --like`: a labelled simulation of the survey in some real data, taken
+from the data alone. On the shared real sets (yse_dev, LOWZ_REAL)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scone_assets.simulate.classes import SimulationError
+from scone_assets.simulate.like import fit_error_model, model_from_inputs
+from scone_assets.simulate.run import simulate
+from scone_assets.snana.read import discover_paths, read_unit
+
+CLI = [sys.executable, "-m", "scone_assets.cli"]
+
+
+def read_all(folder: Path):
+    return [read_unit(u) for u in discover_paths([str(folder)]).units]
+
+
+def gaps(lcs_list) -> np.ndarray:
+    out = []
+    for lcs in lcs_list:
+        for _, obs in lcs.iter_lightcurves():
+            nights = np.unique(np.floor(obs.MJD.to_numpy()))
+            out.append(np.diff(nights))
+    return np.concatenate(out)
+
+
+def band_fit(lcs_list, band: str) -> tuple[float, float]:
+    obs = pd.concat([lcs.obs for lcs in lcs_list])
+    obs = obs[obs["BAND"].eq(band)]
+    return fit_error_model(obs.FLUXCAL.to_numpy(), obs.FLUXCALERR.to_numpy())
+
+
+@pytest.fixture(scope="module")
+def yse_like(tmp_path_factory):
+    from conftest import shared
+
+    yse = shared("yse_dev")
+    out = tmp_path_factory.mktemp("like") / "YSE_LIKE"
+    res = simulate(out, 600, seed=3, per_file=300, jobs=1, progress=False, like=model_from_inputs([str(yse)]))
+    return yse, res
+
+
+def test_like_yse_matches_the_survey(yse_like):
+    yse, res = yse_like
+    real, sim = read_all(yse), read_all(res.folder)
+    assert res.n_written == sum(len(s) for s in sim) == 600
+    # the survey's own bands, placed where the reader places them
+    assert sim[0].band_to_wave == real[0].band_to_wave == {"X": 4746.0, "g": 4866.0, "r": 6215.0, "Y": 6366.0,
+                                                            "i": 7545.0, "z": 8679.0}
+    assert sim[0].survey == "YSE"
+    # observing sequences are real ones: every simulated night is a night of the data
+    real_nights = {int(n) for lcs in real for n in np.floor(lcs.obs.MJD)}
+    sim_nights = {int(n) for lcs in sim for n in np.floor(lcs.obs.MJD)}
+    assert sim_nights <= real_nights
+    g_real, g_sim = gaps(real), gaps(sim)
+    assert abs(np.median(g_sim) - np.median(g_real)) <= 0.25 * np.median(g_real)
+    # the error-vs-flux relation per band: sky floor and source term within 10%
+    for band in ("g", "r", "X", "Y"):
+        (a_r, b_r), (a_s, b_s) = band_fit(real, band), band_fit(sim, band)
+        assert a_s == pytest.approx(a_r, rel=0.1), band
+        assert b_s == pytest.approx(b_r, rel=0.1), band
+    # redshifts from the data's REDSHIFT_FINAL (median 0.068 for yse_dev)
+    z_real = np.concatenate([lcs.meta.REDSHIFT_FINAL.to_numpy() for lcs in real])
+    z_sim = np.concatenate([lcs.meta.REDSHIFT_FINAL.to_numpy() for lcs in sim])
+    assert np.median(z_real) == pytest.approx(0.068, abs=0.002)
+    assert np.median(z_sim) == pytest.approx(np.median(z_real), rel=0.3)
+    assert np.quantile(z_sim, 0.9) < 2 * np.quantile(z_real, 0.9)
+    readme = (res.folder / f"{res.version}.README").read_text()
+    assert "like: redshifts: REDSHIFT_FINAL of 144 objects (median 0.068)" in readme
+    assert "like: observing sequences (times, bands, per-observation sky floor): 144 real objects" in readme
+
+
+def test_like_never_reads_labels_and_is_deterministic(yse_like, tmp_path):
+    yse, res = yse_like
+    scrambled = tmp_path / "yse_scrambled"
+    shutil.copytree(yse, scrambled)
+    (scrambled / "labels.csv").write_text("SNID,TYPE,IS_IA,REDSHIFT_FINAL\n")
+    files = sorted(scrambled.glob("*.snana.dat"))
+    keys = ("SNTYPE", "SPEC_CLASS", "SPEC_CLASS_BROAD", "PARSNIP_PRED", "PARSNIP_CONF", "SUPERRAENN_PRED",
+            "SUPERRAENN_CONF")
+    rng = np.random.default_rng(0)
+    values = {k: [] for k in keys}
+    texts = [f.read_text().splitlines() for f in files]
+    for lines in texts:
+        for ln in lines:
+            for k in keys:
+                if ln.startswith(k + ":"):
+                    values[k].append(ln)
+    assert len(values["SPEC_CLASS"]) == 144 and len(values["PARSNIP_PRED"]) == 144
+    shuffled = {k: list(rng.permutation(v)) for k, v in values.items()}
+    changed = 0
+    for f, lines in zip(files, texts, strict=True):
+        new = []
+        for ln in lines:
+            k = next((k for k in keys if ln.startswith(k + ":")), None)
+            new.append(shuffled[k].pop() if k else ln)
+        changed += new != lines
+        f.write_text("\n".join(new) + "\n")
+    assert changed > 100
+    again = simulate(tmp_path / "YSE_LIKE", 600, seed=3, per_file=300, jobs=2, progress=False,
+                     like=model_from_inputs([str(scrambled)]))
+    for a, b in zip(sorted(res.folder.glob("*.FITS")), sorted(again.folder.glob("*.FITS")), strict=True):
+        assert a.name == b.name and a.read_bytes() == b.read_bytes(), a.name
+    other = simulate(tmp_path / "SEED4" / "YSE_LIKE", 600, seed=4, per_file=300, jobs=1, progress=False,
+                     like=model_from_inputs([str(yse)]))
+    assert (other.folder / "YSE_LIKE-0001_PHOT.FITS").read_bytes() != (res.folder / "YSE_LIKE-0001_PHOT.FITS").read_bytes()
+
+
+def test_like_lowz_fits_from_the_cli(lowz_real, tmp_path):
+    out = tmp_path / "LOWZ_LIKE"
+    res = subprocess.run([*CLI, "simulate", "--out", str(out), "--like", str(lowz_real), "--n", "300",
+                          "--per-file", "300", "--seed", "2", "--jobs", "1", "--mix", "SNIa=0.5,SNIIP=0.5"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "survey model from 342 real light curves" in res.stdout and "wrote 300 light curves" in res.stdout
+    real, sim = read_all(lowz_real), read_all(out)
+    assert set(sim[0].band_to_wave) <= set(real[0].band_to_wave) and len(sim[0].band_to_wave) >= 5
+    assert sim[0].counts_by_type() == {"SNII": 150, "SNIa": 150}
+
+
+def test_like_bad_input(yse_like, tmp_path):
+    yse, _ = yse_like
+    few = tmp_path / "few"
+    few.mkdir()
+    for f in sorted(yse.glob("*.snana.dat"))[:12]:
+        shutil.copy(f, few / f.name)
+    with pytest.raises(SimulationError, match="at least 20 light curves .* gave 12"):
+        model_from_inputs([str(few)])
+
+    noz = tmp_path / "noz"
+    noz.mkdir()
+    for f in sorted(yse.glob("*.snana.dat"))[:30]:
+        lines = [ln for ln in f.read_text().splitlines() if not ln.startswith("REDSHIFT_FINAL")]
+        (noz / f.name).write_text("\n".join(lines) + "\n")
+    res = subprocess.run([*CLI, "simulate", "--out", str(tmp_path / "NOZ"), "--like", str(noz), "--n", "50",
+                          "--per-file", "50", "--jobs", "1"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "carry no REDSHIFT_FINAL; redshifts are drawn from a volumetric rate" in res.stderr
+    sim = read_all(tmp_path / "NOZ")
+    assert np.all(np.isnan(sim[0].meta.REDSHIFT_FINAL))  # no redshift in, none out
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for f in sorted(yse.glob("*.snana.dat"))[:25]:
+        text = f.read_text().replace("SURVEY:  YSE", "SURVEY:  NOWHERE")
+        (odd / f.name).write_text(text)
+    res = subprocess.run([*CLI, "simulate", "--out", str(tmp_path / "ODD"), "--like", str(odd), "--n", "50"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2 and "cannot be placed in wavelength" in res.stderr and "band_to_wave" in res.stderr
+    assert not (tmp_path / "ODD").exists()
