@@ -185,8 +185,12 @@ def test_shards_index_summary_and_reruns(sim_folder, tmp_path):
     other = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=50)
     with pytest.raises(HeatmapError, match="holds 32x60 heatmaps .* asks for 32x50"):
         make_heatmaps(other, jobs=1, progress=False)
+    keep = tmp_path / "h" / "trained_model" / "model.keras"  # a model kept beside the heatmaps
+    keep.parent.mkdir()
+    keep.write_bytes(b"not a heatmap")
     forced = make_heatmaps(other, jobs=1, progress=False, force=True).results
     assert [r.status for r in forced] == ["done", "done"]
+    assert keep.read_bytes() == b"not a heatmap"  # --force remakes heatmaps, nothing else
     assert next(read_shard(forced[0].folder / SHARD, (32, 50)))["image"].shape == (32, 50, 2)
 
 

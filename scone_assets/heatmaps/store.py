@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -132,11 +133,15 @@ def _legacy_grids(root: Path) -> set[tuple[int, int]]:
     return grids
 
 
+SET_NAME = re.compile(r"full|early_mixed|early_[0-9.]+d")
+
+
 def reset_grid(root: str | Path, grid: Grid) -> None:
-    """--force on a store of another grid: every unit goes, then the new grid is claimed."""
+    """--force on a store of another grid: every heatmap set goes (nothing else: a model
+    folder or predictions kept in the same folder stay), then the new grid is claimed."""
     root = Path(root)
     for child in root.iterdir() if root.is_dir() else []:
-        if child.is_dir() and not child.name.startswith("."):
+        if child.is_dir() and SET_NAME.fullmatch(child.name):
             shutil.rmtree(child)
     (root / MANIFEST).unlink(missing_ok=True)
     claim_grid(root, grid)
