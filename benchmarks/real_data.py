@@ -50,8 +50,11 @@ def score(y: np.ndarray, p: np.ndarray) -> dict:
     from scone_assets.model import metrics
 
     pred = (p >= 0.5).astype(int)
+    from scone_assets.model.calibration import expected_calibration_error
+
     out = {"n": int(len(y)), "accuracy": float(np.mean(pred == y)),
-           "ia_found": float(np.mean(pred[y == 1])) if (y == 1).any() else float("nan")}
+           "ia_found": float(np.mean(pred[y == 1])) if (y == 1).any() else float("nan"),
+           "ece": expected_calibration_error(y, p)}
     if 0 < y.sum() < len(y):
         out["auc"] = float(metrics.roc_auc(y, p))
         out["purity"] = float(np.sum((pred == 1) & (y == 1)) / max(1, np.sum(pred == 1)))
@@ -78,9 +81,11 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool) ->
     table = pd.read_csv(out / "predictions.csv", dtype={"SNID": str})
     skipped = pd.read_csv(out / "predictions.skipped.csv", dtype={"SNID": str})
     y = truth(name, table.SNID)
-    test = json.loads((model / "metrics.json").read_text())["test"]
+    metrics = json.loads((model / "metrics.json").read_text())
+    test = metrics["test"]
     return {"set": name, "with_z": with_z, "n_sim": n, **score(y, table.PROB_SCONE.to_numpy()),
             "skipped": int(len(skipped)), "sim_test_accuracy": test["accuracy"], "sim_test_auc": test["auc"],
+            "temperature": metrics.get("calibration", {}).get("temperature"),
             "minutes": {"simulate": t_sim / 60, "train": t_train / 60, "predict": t_pred / 60}}
 
 

@@ -77,6 +77,8 @@ class SconeConfig(BaseModel):
     # one object, one row: an SNID met twice in a role's inputs is refused unless the user
     # says which copy counts ("first": the first unit in input order; "drop": neither)
     duplicate_snids: Literal["error", "first", "drop"] = "error"
+    # temperature scaling of the output probabilities, fitted on the validation objects
+    calibrate: bool = True
     # with_z models on data without REDSHIFT_FINAL: refuse, or feed SCONE's -9 placeholder
     missing_redshift: Literal["error", "placeholder"] = "error"
 

@@ -84,6 +84,9 @@ def test_duplicate_snids_refused_then_resolved_and_counted_once(trained):
     metrics = json.loads((model / "metrics.json").read_text())
     assert len(split) == split.SNID.nunique() == 80
     assert metrics["test"]["n"] == meta["n_test"] == int((split.set == "test").sum())
+    # calibrated on the validation objects: the temperature is kept with the model and reported
+    assert metrics["calibration"]["temperature"] == meta["temperature"] > 0
+    assert 0 <= metrics["calibration"]["ece_test"] <= 1
 
     predict = config(root / "pdup.yml", input_data_paths=[str(sim), str(dup)], heatmaps_path=root / "heat_dup",
                      num_mjd_bins=30, mode="predict", trained_model=model, output_path=root / "pred",

@@ -28,9 +28,13 @@ def p_ia(probs: np.ndarray, classes: list[str], categorical: bool) -> np.ndarray
     return probs[:, classes.index(IA)] if IA in classes else np.zeros(len(probs))
 
 
-def evaluate_and_report(out: Path, labels, per_set: dict, history: dict, catalog=None) -> dict:
-    """Metrics on the test objects, per heatmap set (one per early truncation) and overall."""
+def evaluate_and_report(out: Path, labels, per_set: dict, history: dict, catalog=None,
+                        calibration: dict | None = None) -> dict:
+    """Metrics on the test objects, per heatmap set (one per early truncation) and overall;
+    `calibration` (temperature, ECE before and after) is recorded as given."""
     result: dict = {"sets": {}}
+    if calibration is not None:
+        result["calibration"] = calibration
     all_types, all_probs = [], []
     for name, (_, type_names, probs) in per_set.items():
         type_names = np.asarray(type_names, dtype=object)

@@ -72,6 +72,7 @@ class ModelMeta:
     n_val: int = 0
     n_test: int = 0
     train_seconds: float = 0.0
+    temperature: float = 1.0  # divides the logits at prediction (calibration.py); 1 = as trained
 
     def to_json(self) -> str:
         data = asdict(self)

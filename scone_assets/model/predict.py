@@ -17,6 +17,7 @@ import pandas as pd
 
 from scone_assets.atomic import atomic_path
 from scone_assets.config import ConfigError, SconeConfig
+from scone_assets.model.calibration import apply_temperature
 from scone_assets.model.checks import assert_unique_snids, check_redshift, unique_objects
 from scone_assets.model.evaluate import p_ia
 from scone_assets.model.folder import ModelMeta, load_trained, read_meta
@@ -70,6 +71,7 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
                                          verbose=config.verbose_data_loading)
     else:
         snids, probs = _predict_memory(model, catalog, meta, batch, plan.chunk_size)
+    probs = apply_temperature(probs, meta.temperature, meta.categorical)  # as calibrated in training
     table = pd.DataFrame({"SNID": snids, config.prob_column_name: p_ia(probs, meta.classes, meta.categorical)})
     if meta.categorical:
         for i, c in enumerate(meta.classes):

@@ -23,6 +23,11 @@ import yaml
 from scone_assets.atomic import atomic_write_text
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.heatmaps.store import merge_catalogs, records_of
+from scone_assets.model.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+)
 from scone_assets.model.checks import check_redshift, unique_objects
 from scone_assets.model.folder import (
     CONFIG_FILE,
@@ -198,13 +203,15 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
                             class_weight=weights, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
                             verbose=1 if progress else 0)
     seconds = time.time() - t0
+    temperature = _temperature(model, catalog, split, labels, config, plan.inference_batch) if has_val else 1.0
 
     model.save(out / MODEL_FILE)
     meta = ModelMeta(
         classes=labels.classes, categorical=labels.categorical, with_z=config.with_z,
         shape=tuple(catalog.shape), band_to_wave=dict(band_to_wave or {}), heatmap_sets=list(catalogs),
         loader=plan.kind, loader_notes=list(plan.notes), n_train=int((split.set == "train").sum()),
-        n_val=int((split.set == "val").sum()), n_test=int((split.set == "test").sum()), train_seconds=seconds)
+        n_val=int((split.set == "val").sum()), n_test=int((split.set == "test").sum()), train_seconds=seconds,
+        temperature=temperature)
     atomic_write_text(out / META_FILE, meta.to_json())
     atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -213,10 +220,37 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
 
     test = set(split.loc[split.set == "test", "SNID"])
     per_set = {}
+    raw = {}
     for name, cat in catalogs.items():
         snids, types, probs = predict_stream(model, cat, test, config.with_z, plan.inference_batch)
-        per_set[name] = (snids, types, probs)
-    return evaluate_and_report(out, labels, per_set, hist, catalog)
+        raw[name] = probs
+        per_set[name] = (snids, types, apply_temperature(probs, temperature, labels.categorical))
+    return evaluate_and_report(out, labels, per_set, hist, catalog,
+                               calibration=_calibration_report(labels, per_set, raw, temperature))
+
+
+def _temperature(model, catalog: HeatmapCatalog, split: pd.DataFrame, labels: Labels, config: SconeConfig,
+                 batch: int) -> float:
+    """Temperature scaling fitted on the validation objects (never the test ones)."""
+    from scone_assets.model.inference import predict_stream
+
+    if not config.calibrate:
+        return 1.0
+    val = set(split.loc[split.set == "val", "SNID"])
+    _, types, probs = predict_stream(model, catalog, val, config.with_z, batch)
+    temperature = fit_temperature(probs, labels.encode(types), labels.categorical)
+    log.info("calibration: temperature %.3f fitted on %d validation light curves", temperature, len(types))
+    return temperature
+
+
+def _calibration_report(labels: Labels, per_set: dict, raw: dict, temperature: float) -> dict:
+    from scone_assets.model.evaluate import p_ia
+
+    types = np.concatenate([np.asarray(v[1], dtype=object) for v in per_set.values()])
+    after = np.concatenate([p_ia(v[2], labels.classes, labels.categorical) for v in per_set.values()])
+    before = np.concatenate([p_ia(raw[k], labels.classes, labels.categorical) for k in per_set])
+    return {"temperature": temperature, "ece_test_uncalibrated": expected_calibration_error(types == IA, before),
+            "ece_test": expected_calibration_error(types == IA, after)}
 
 
 def default_model_dir(config: SconeConfig) -> Path:
