@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from scone_assets.model.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from scone_assets.model.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 
 def _overconfident(n=4000, factor=3.0, seed=0):
