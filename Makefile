@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt bayesn==0.4.0  # SN Ia SED data only (Hsiao template, BayeSN W22); its jax/numpyro are not needed
 	touch $(STAMP)
 
 venv: $(STAMP)

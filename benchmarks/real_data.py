@@ -2,6 +2,7 @@
 classify the real light curves, score them against their spectroscopic types.
 
     .venv/bin/python benchmarks/real_data.py [--n 4000] [--epochs 40] [--work /tmp/scone_real]
+        [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3']
 
 For each real set (yse_dev: typed YSE DR1 light curves; LOWZ_REAL: real SNe Ia) and with
 and without redshift, it runs the commands a user would:
@@ -11,7 +12,9 @@ and without redshift, it runs the commands a user would:
     scone run --config_path predict.yml    # heatmaps of the real set, then predictions
 
 and scores `predictions.csv` with the set's labels (validation only: nothing is fitted on
-them). Prints one JSON line per run and writes them to <work>/real_data.json.
+them). `--extra-config` is YAML appended to each train config (e.g. `ensemble_size: 3`,
+`lr_schedule: cosine`). Prints one JSON line per run and writes them to
+<work>/real_data.json.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def score(y: np.ndarray, p: np.ndarray) -> dict:
     return out
 
 
-def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool) -> dict:
+def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, extra: str = "") -> dict:
     sims = work / f"{name}_LIKE"
     t_sim = run([*SCONE, "simulate", "--out", str(sims), "--like", str(data), "--n", str(n), "--seed", "1",
                  "--per-file", "1000"])
@@ -70,7 +73,8 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool) ->
     train = work / f"{name}_{tag}_train.yml"
     train.write_text(f"input_path: {sims}\nheatmaps_path: {work / (name + '_LIKE_heatmaps')}\n"
                      f"output_path: {work / (name + '_' + tag)}\nnum_epochs: {epochs}\n"
-                     f"early_stopping_patience: 8\nseed: 1\nwith_z: {str(with_z).lower()}\n")
+                     f"early_stopping_patience: 8\nseed: 1\nwith_z: {str(with_z).lower()}\n"
+                     + (extra.strip() + "\n" if extra.strip() else ""))
     t_train = run([*SCONE, "run", "--config_path", str(train), "--force"])
     model = work / f"{name}_{tag}" / "trained_model"
     predict = work / f"{name}_{tag}_predict.yml"
@@ -86,6 +90,9 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool) ->
     return {"set": name, "with_z": with_z, "n_sim": n, **score(y, table.PROB_SCONE.to_numpy()),
             "skipped": int(len(skipped)), "sim_test_accuracy": test["accuracy"], "sim_test_auc": test["auc"],
             "temperature": metrics.get("calibration", {}).get("temperature"),
+            "extra_config": extra.strip(),
+            "sim_test_members": [(m["test"]["accuracy"], m["test"]["auc"])
+                                 for m in metrics.get("ensemble", {}).get("members", [])],
             "minutes": {"simulate": t_sim / 60, "train": t_train / 60, "predict": t_pred / 60}}
 
 
@@ -95,6 +102,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--work", default="/tmp/scone_real")
     ap.add_argument("--sets", default="yse_dev,LOWZ_REAL")
+    ap.add_argument("--extra-config", default="", help="YAML lines appended to each train config")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -102,7 +110,7 @@ def main() -> None:
     results = []
     for name in args.sets.split(","):
         for with_z in (False, True):
-            res = one(name, paths[name], work, args.n, args.epochs, with_z)
+            res = one(name, paths[name], work, args.n, args.epochs, with_z, args.extra_config)
             print(json.dumps(res), flush=True)
             results.append(res)
     (work / "real_data.json").write_text(json.dumps(results, indent=1))

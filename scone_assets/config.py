@@ -81,6 +81,13 @@ class SconeConfig(BaseModel):
     calibrate: bool = True
     # with_z models on data without REDSHIFT_FINAL: refuse, or feed SCONE's -9 placeholder
     missing_redshift: Literal["error", "placeholder"] = "error"
+    # learning rate per epoch: SCONE's constant 5e-5; cosine decay over num_epochs; or halved
+    # (lr_plateau_factor) after lr_plateau_patience epochs without a val_loss gain
+    lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    lr_plateau_factor: float = Field(0.5, gt=0, lt=1)
+    lr_plateau_patience: int = Field(5, ge=1)
+    # members trained with seeds seed, seed+1, ... on one split; predictions average them
+    ensemble_size: int = Field(1, ge=1)
 
     # performance and loading (SCONE's documented defaults)
     enable_balanced_mode: bool = True

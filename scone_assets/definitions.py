@@ -4,30 +4,35 @@ The library under `scone_assets/` knows nothing of Dagster; the assets,
 partitions, IO managers, resources, sensors, schedules, jobs and checks that
 wrap it live under `scone_assets/defs/`. Configuration comes from the
 environment: SCONE_TRAIN_CONFIG and SCONE_PREDICT_CONFIG (SCONE YAML files) and
-SCONE_OUTPUT_ROOT (where catalogs, heatmaps, models and predictions go).
+SCONE_OUTPUT_ROOT (where catalogs, heatmaps, models and predictions go). The survey_like
+flow's sizes (`scone` resource fields, also set in the launchpad) may come from SCONE_LIKE_N
+and SCONE_LIKE_EPOCHS.
 """
 
 import os
 
 import dagster as dg
 
-from scone_assets.defs import assets
+from scone_assets.defs import assets, like
 from scone_assets.defs.io_managers import HeatmapIOManager, ModelIOManager, ParquetIOManager
-from scone_assets.defs.jobs import heatmaps_job, predict_job, train_job
+from scone_assets.defs.jobs import heatmaps_job, like_job, like_predict_job, predict_job, train_job
 from scone_assets.defs.resources import SconeResource
 from scone_assets.defs.schedules import nightly_retrain
-from scone_assets.defs.sensors import new_simulations_sensor, retrain_sensor
+from scone_assets.defs.sensors import like_sensor, new_simulations_sensor, retrain_sensor
 
 
 def build_defs(train_config: str, predict_config: str | None, output_root: str,
-               jobs: int | None = None) -> dg.Definitions:
+               jobs: int | None = None, like_n: int | None = None,
+               like_num_epochs: int | None = None) -> dg.Definitions:
+    sizes = {k: v for k, v in (("like_n", like_n), ("like_num_epochs", like_num_epochs))
+             if v is not None}
     scone = SconeResource(train_config_path=train_config, predict_config_path=predict_config,
-                          output_root=output_root, jobs=jobs)
+                          output_root=output_root, jobs=jobs, **sizes)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([assets]),
-        jobs=[heatmaps_job, train_job, predict_job],
+        assets=dg.load_assets_from_modules([assets, like]),
+        jobs=[heatmaps_job, train_job, predict_job, like_job, like_predict_job],
         schedules=[nightly_retrain],
-        sensors=[new_simulations_sensor, retrain_sensor],
+        sensors=[new_simulations_sensor, retrain_sensor, like_sensor],
         resources={
             "scone": scone,
             "parquet_io_manager": ParquetIOManager(base_dir=f"{output_root.rstrip('/')}/catalogs"),
@@ -42,4 +47,7 @@ defs = build_defs(
     predict_config=os.environ.get("SCONE_PREDICT_CONFIG") or None,
     output_root=os.environ.get("SCONE_OUTPUT_ROOT", "scone_output"),
     jobs=int(os.environ["SCONE_JOBS"]) if os.environ.get("SCONE_JOBS") else None,
+    like_n=int(os.environ["SCONE_LIKE_N"]) if os.environ.get("SCONE_LIKE_N") else None,
+    like_num_epochs=(int(os.environ["SCONE_LIKE_EPOCHS"]) if os.environ.get("SCONE_LIKE_EPOCHS")
+                     else None),
 )

@@ -13,7 +13,7 @@ def test_code_location_loads():
     from scone_assets.definitions import defs
 
     assert isinstance(defs, dg.Definitions)
-    assert len(list(defs.resolve_all_asset_specs())) == 6
+    assert len(list(defs.resolve_all_asset_specs())) == 10  # 6 + the survey_like group's 4
 
 
 def test_dg_check_defs(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from astropy.io import fits
 
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.simulate.like import fit_error_model, model_from_inputs
@@ -73,7 +74,8 @@ def test_like_yse_matches_the_survey(yse_like):
     assert np.median(z_sim) == pytest.approx(np.median(z_real), rel=0.3)
     assert np.quantile(z_sim, 0.9) < 2 * np.quantile(z_real, 0.9)
     readme = (res.folder / f"{res.version}.README").read_text()
-    assert "like: redshifts: REDSHIFT_FINAL of 144 objects (median 0.068)" in readme
+    assert ("like: redshifts of 144 objects (median 0.068), smoothed in ln(1+z): REDSHIFT_FINAL 144, "
+            "HOSTGAL_SPECZ 0, HOSTGAL_PHOTOZ 0, none 0") in readme
     assert "like: observing sequences (times, bands, per-observation sky floor): 144 real objects" in readme
 
 
@@ -142,7 +144,8 @@ def test_like_bad_input(yse_like, tmp_path):
     res = subprocess.run([*CLI, "simulate", "--out", str(tmp_path / "NOZ"), "--like", str(noz), "--n", "50",
                           "--per-file", "50", "--jobs", "1"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    assert "carry no REDSHIFT_FINAL; redshifts are drawn from a volumetric rate" in res.stderr
+    assert ("carry no redshift (REDSHIFT_FINAL, HOSTGAL_SPECZ, HOSTGAL_PHOTOZ); redshifts are drawn from a "
+            "volumetric rate") in res.stderr
     sim = read_all(tmp_path / "NOZ")
     assert np.all(np.isnan(sim[0].meta.REDSHIFT_FINAL))  # no redshift in, none out
 
@@ -155,6 +158,100 @@ def test_like_bad_input(yse_like, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 2 and "cannot be placed in wavelength" in res.stderr and "band_to_wave" in res.stderr
     assert not (tmp_path / "ODD").exists()
+
+
+def test_like_host_redshifts_fits(des_sim, tmp_path):
+    """REDSHIFT_FINAL, else HOSTGAL_SPECZ, else HOSTGAL_PHOTOZ, per object; SNANA's -9 and -99 are missing."""
+    data = tmp_path / "hostz"
+    data.mkdir()
+    with fits.open(des_sim / "DES_Ia-0001_HEAD.FITS", memmap=False) as hdul:
+        head = hdul[1].data
+        final, specz, photoz = (np.array(head[c], dtype=np.float64) for c in
+                                ("REDSHIFT_FINAL", "HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ"))
+        head["REDSHIFT_FINAL"][60:100] = -9.0
+        head["REDSHIFT_FINAL"][100:] = -99.0
+        head["HOSTGAL_SPECZ"][140:] = -9.0
+        hdul.writeto(data / "DES_Ia-0001_HEAD.FITS")
+    shutil.copy(des_sim / "DES_Ia-0001_PHOT.FITS", data)
+    assert len(read_all(data)[0]) == 200
+    model = model_from_inputs([str(data)])
+    want = np.concatenate([final[:60], specz[60:140], photoz[140:]])
+    np.testing.assert_array_equal(model.z, want)
+    assert np.median(want) == pytest.approx(0.5725, abs=1e-4)
+    line = ("redshifts of 200 objects (median 0.573), smoothed in ln(1+z): REDSHIFT_FINAL 60, "
+            "HOSTGAL_SPECZ 80, HOSTGAL_PHOTOZ 60, none 0")
+    assert line in model.provenance
+    res = simulate(tmp_path / "HOSTZ", 40, seed=1, per_file=40, jobs=1, progress=False, like=model)
+    assert f"like: {line}" in (res.folder / "HOSTZ.README").read_text()
+
+
+def test_like_host_redshifts_text(yse_like, tmp_path):
+    """TEXT headers: `HOSTGAL_SPECZ: z +- err`, or a separate `HOSTGAL_PHOTOZ_ERR:` line."""
+    yse, _ = yse_like
+    orig, data = tmp_path / "orig", tmp_path / "hostz"
+    orig.mkdir()
+    data.mkdir()
+    for i, f in enumerate(sorted(yse.glob("*.snana.dat"))[:30]):
+        shutil.copy(f, orig / f.name)
+        lines = []
+        for ln in f.read_text().splitlines():
+            if ln.startswith("REDSHIFT_FINAL:"):
+                z, _, err = ln.split(":", 1)[1].split()[:3]
+                ln = (f"HOSTGAL_SPECZ: {z} +- {err}" if i < 20 else
+                      f"HOSTGAL_SPECZ: -9.0 +- -9.0\nHOSTGAL_PHOTOZ: {z}\nHOSTGAL_PHOTOZ_ERR: {err}")
+            lines.append(ln)
+        (data / f.name).write_text("\n".join(lines) + "\n")
+    real = read_all(orig)[0].meta
+    meta = read_all(data)[0].meta
+    assert meta.REDSHIFT_FINAL.isna().all()
+    np.testing.assert_array_equal(meta.HOSTGAL_SPECZ[:20], real.REDSHIFT_FINAL[:20])
+    np.testing.assert_array_equal(meta.HOSTGAL_SPECZ_ERR[:20], real.REDSHIFT_FINAL_ERR[:20])
+    assert meta.HOSTGAL_SPECZ[20:].isna().all()
+    np.testing.assert_array_equal(meta.HOSTGAL_PHOTOZ[20:], real.REDSHIFT_FINAL[20:])
+    np.testing.assert_array_equal(meta.HOSTGAL_PHOTOZ_ERR[20:], real.REDSHIFT_FINAL_ERR[20:])
+    model = model_from_inputs([str(data)])
+    np.testing.assert_array_equal(model.z, real.REDSHIFT_FINAL.to_numpy())
+    assert any(p.endswith("REDSHIFT_FINAL 0, HOSTGAL_SPECZ 20, HOSTGAL_PHOTOZ 10, none 0") for p in model.provenance)
+
+
+DES_WAVES = {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}  # as the reader places DES_SIM's bands
+LSST_WAVES = {"u": 3671.0, "g": 4827.0, "r": 6223.0, "i": 7546.0, "z": 8691.0, "Y": 9712.0}
+
+
+def test_like_a_mix_of_surveys_keeps_each_surveys_bands(des_sim, lsst_sim, yse_like, tmp_path):
+    """DES and LSST share letters at other wavelengths (r 6435 / 6223 A); g, 1 A apart, is one band."""
+    real = {"DES": read_all(des_sim)[0], "LSST": read_all(lsst_sim)[0]}
+    assert real["DES"].band_to_wave == DES_WAVES and real["LSST"].band_to_wave == LSST_WAVES
+    model = model_from_inputs([str(des_sim), str(lsst_sim)])
+    res = simulate(tmp_path / "MIX", 300, seed=5, per_file=300, jobs=1, progress=False, like=model)
+    sim = read_all(res.folder)[0]
+    # the first input keeps its letters; LSST's colliding r, i, z get free ids, named as LOWZ names them
+    want = {"u": 3671.0, "g": 4828.0, "a": 6223.0, "r": 6435.0, "b": 7546.0, "i": 7828.0, "c": 8691.0,
+            "z": 9181.0, "Y": 9712.0}
+    assert sim.band_to_wave == want
+    assert sim.band_names == {"u": "LSST-u", "g": "DES-g", "a": "LSST-r/a", "r": "DES-r", "b": "LSST-i/b",
+                              "i": "DES-i", "c": "LSST-z/c", "z": "DES-z", "Y": "LSST-Y"}
+    (res.folder / "MIX.README").unlink()  # the names alone place every band too
+    assert read_all(res.folder)[0].band_to_wave == want
+    # every simulated object is observed in one survey's bands, on that survey's nights
+    nights = {k: set(np.floor(lcs.obs.MJD).astype(int)) for k, lcs in real.items()}
+    waves = {k: set(lcs.band_to_wave.values()) for k, lcs in real.items()}
+    seen = {"DES": 0, "LSST": 0}
+    for _, obs in sim.iter_lightcurves():
+        home = [k for k in real if set(np.floor(obs.MJD).astype(int)) <= nights[k]]
+        assert len(home) == 1
+        k = home[0]
+        assert all(min(abs(sim.band_to_wave[b] - y) for y in waves[k]) <= 1.0 for b in set(obs.BAND)), k
+        seen[k] += 1
+    assert seen["DES"] + seen["LSST"] == 300 and min(seen.values()) > 60  # 200 and 111 real sequences
+    assert ("observing sequences (times, bands, per-observation sky floor): 311 real objects (DES 200, "
+            "LSST 111), each in its own survey's bands") in model.provenance
+    # YSE's PS1 griz and DES griz collide in every letter: YSE (first) keeps them
+    yse, _ = yse_like
+    both = model_from_inputs([str(yse), str(des_sim)])
+    assert dict(zip(both.names, both.waves, strict=True)) == {
+        "YSE-X": 4746.0, "DES-g/a": 4828.0, "YSE-g": 4866.0, "YSE-r": 6215.0, "YSE-Y": 6366.0, "DES-r/b": 6435.0,
+        "YSE-i": 7545.0, "DES-i/c": 7828.0, "YSE-z": 8679.0, "DES-z/d": 9181.0}
 
 
 def test_a_short_training_on_a_like_simulation_beats_chance_on_real_yse(yse_like, tmp_path):

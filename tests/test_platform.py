@@ -38,7 +38,8 @@ def materialize(defs, instance, selection, partition_key=None, raise_on_error=Tr
 def test_definitions_load_with_every_concern(platform):
     _, defs, _ = platform
     keys = {a.key.to_user_string() for a in defs.resolve_all_asset_specs()}
-    assert keys == {"snana_files", "lightcurve_catalog", "balanced_catalog", "heatmaps", "trained_model", "predictions"}
+    assert keys == {"snana_files", "lightcurve_catalog", "balanced_catalog", "heatmaps", "trained_model", "predictions",
+                    "like_simulation", "like_heatmaps", "like_model", "like_predictions"}
     assert {j for j in ("heatmaps_job", "train_job", "predict_job") if defs.resolve_job_def(j)} == {
         "heatmaps_job", "train_job", "predict_job"}
     assert defs.resolve_schedule_def("nightly_retrain").default_status == dg.DefaultScheduleStatus.STOPPED

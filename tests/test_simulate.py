@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
+from scone_assets.simulate.classes import BLACKBODY_SNIA, SUBTYPES, SimulationError, parse_mix
 from scone_assets.simulate.physics import distance_modulus, observed_mag, rest_frame_mag
 from scone_assets.simulate.run import simulate
 from scone_assets.snana.read import discover_paths, read_unit
@@ -78,7 +78,7 @@ def test_peak_flux_matches_sim_peakmag(sim):
 
 
 def test_physics_peak_distance_and_time_dilation():
-    ia = SUBTYPES["SNIa"]
+    ia = BLACKBODY_SNIA  # the blackbody model's own numbers (the default SNIa is the SED model)
     params = {"rise": 18.0, "stretch": 1.0, "m_peak": -19.3}
     assert rest_frame_mag(ia, np.array(0.0), params, np.array(4400.0)) == pytest.approx(-19.3)
     assert distance_modulus(np.array(0.1)) == pytest.approx(38.3, abs=0.05)  # flat LCDM, H0=70
@@ -177,3 +177,64 @@ def test_resume_counts_kept_files_and_rewrites_unreadable_ones(sim, tmp_path, ca
     stats = {k: int(v) for k, v in re.findall(r"^ {4}NLC_WRITE_(\S+): (\d+)$", readme, re.M)}
     assert stats == res.counts
     assert digest(out) == digest(src)
+
+
+def test_sn_ia_sed_model():
+    """The default SNIa: BayeSN W22 on the Hsiao template (sed_ia.py)."""
+    from scone_assets.simulate.sed_ia import f99_a_over_av, model
+
+    sed = model()
+    assert sed.w0.shape == sed.w1.shape == (11, 6) and sed.l_sigma.shape == (54, 54)
+    assert sed.m0 == pytest.approx(-19.5 + 5 * np.log10(70 / 73.24))  # BayeSN's M0, moved to H0 = 70
+    ia = SUBTYPES["SNIa"]
+    assert ia.sed is not None and BLACKBODY_SNIA.sed is None
+
+    def b_mag(theta, days, z=0.0, av=0.0):
+        z = max(z, 1e-4)
+        p = {"z": np.array([z]), "mu": distance_modulus(np.array([z])), "peak_mjd": np.array([0.0]),
+             "mwebv": np.array([0.0]), "theta": np.array([theta]), "host_av": np.array([av]),
+             "m_peak": np.array([sed.m0]), "sed_eps": np.zeros((1, 11, 6))}
+        t = np.atleast_1d(np.asarray(days, float))[None] * (1 + z)
+        w = np.full(t.shape, 4400.0 * (1 + z))
+        return observed_mag(ia, t, w, 0.08 * w, p)[0] - p["mu"][0] + 2.5 * np.log10(1 + z)
+
+    peak = b_mag(0.0, 0.0)[0]
+    assert -19.6 < peak < -19.3
+    dm15 = {th: b_mag(th, 15.0)[0] - b_mag(th, 0.0)[0] for th in (-1.0, 0.0, 1.0)}
+    assert 0.9 < dm15[0.0] < 1.4 and dm15[-1.0] < dm15[0.0] < dm15[1.0]  # theta ~ -x1 (Mandel et al. 2022)
+    assert np.isinf(b_mag(0.0, [-20.5, -25.0])).all()  # no light before explosion
+    assert np.isfinite(b_mag(0.0, [-19.5, 60.0, 150.0])).all()  # Hsiao alone outside -10..+40 d
+    assert b_mag(0.0, 0.0, z=0.3)[0] == pytest.approx(peak, abs=0.05)  # the redshifted B band
+    # host dust: Fitzpatrick (1999) at BayeSN's R_V: E(B-V) about A_V / R_V, A_lambda -> 0 far in the IR
+    a = f99_a_over_av(np.array([4400.0, 5500.0, 1e5]), sed.r_v)
+    assert a[0] - a[1] == pytest.approx(1 / sed.r_v, rel=0.05) and a[1] == pytest.approx(1.0, abs=0.03)
+    assert a[2] < 0.05
+    assert b_mag(0.0, 0.0, av=0.5)[0] - peak == pytest.approx(0.5 * (1 + 1 / sed.r_v), abs=0.1)
+    # near-infrared second maximum: rest-frame i stops fading between +10 and +30 d
+    p = {"theta": np.zeros(1), "host_av": np.zeros(1), "m_peak": np.array([sed.m0]), "sed_eps": np.zeros((1, 11, 6))}
+    i_mag = sed.rest_frame_mag(np.array([[10.0, 20.0, 30.0]]), np.full((1, 3), 7600.0), p)[0]
+    assert i_mag[1] <= i_mag[0] + 0.1 and i_mag[2] <= i_mag[0] + 0.2
+
+
+def test_sn_ia_sed_population_draws():
+    from scone_assets.simulate.sed_ia import model
+
+    sed = model()
+    d = sed.draw(20000, np.random.default_rng(0))
+    assert np.mean(d["host_av"]) == pytest.approx(sed.tau_a, rel=0.05) and (d["host_av"] >= 0).all()
+    assert np.std(d["theta"]) == pytest.approx(1.0, rel=0.05)
+    assert np.std(d["m_peak"]) == pytest.approx(sed.sigma0, rel=0.05)
+    eps = d["sed_eps"]
+    assert (eps[:, 0] == 0).all() and (eps[:, -1] == 0).all()  # no residual on the edge wavelength knots
+    flat = eps[:, 1:-1, :].reshape(len(eps), -1, order="F")
+    assert np.cov(flat.T) == pytest.approx(sed.l_sigma @ sed.l_sigma.T, abs=0.01)
+
+
+def test_sn_ia_sed_needs_the_data_package(monkeypatch):
+    import importlib.util
+
+    from scone_assets.simulate import sed_ia
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(sed_ia.MissingSEDData, match="make venv"):
+        sed_ia._root()

@@ -1,4 +1,4 @@
-"""Jobs: heatmaps per partition, training, predictions per partition."""
+"""Jobs: heatmaps per partition, training, predictions per partition; the same for the like flow."""
 
 import dagster as dg
 
@@ -11,3 +11,11 @@ train_job = dg.define_asset_job(
 predict_job = dg.define_asset_job(
     "predict_job", selection=["predictions"],
     description="Classify one survey-data ('predict:') partition with the trained model.")
+like_job = dg.define_asset_job(
+    "like_job", selection=["like_simulation", "like_heatmaps", "like_model"],
+    description="Simulate like the survey data, make the simulation's heatmaps, train the model "
+                "for that survey.")
+like_predict_job = dg.define_asset_job(
+    "like_predict_job", selection=["like_predictions"],
+    description="Classify one survey-data ('predict:') partition with the model made for that "
+                "survey.")

@@ -23,6 +23,12 @@ class SconeResource(dg.ConfigurableResource):
     predict_input_path: str | None = Field(None, description="overrides the predict config's inputs (any fsspec URL)")
     jobs: int | None = Field(None, description="heatmap worker processes (default: all cores)")
     gp_backend: str | None = Field(None, description="fast or george")
+    # the survey_like flow (`scone simulate --like` as assets); defaults as the CLI's
+    like_n: int = Field(5000, ge=1,
+                        description="light curves in the simulation like the survey data")
+    like_seed: int = Field(1, description="seed of the simulation like the survey data")
+    like_num_epochs: int | None = Field(None, ge=1, description="epochs of the like model "
+                                        "(default: the train config's num_epochs)")
 
     def config(self, role: str) -> SconeConfig:
         path = self.train_config_path if role == "train" else self.predict_config_path

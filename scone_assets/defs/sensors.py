@@ -5,6 +5,9 @@ fingerprint of the last listing, so an unchanged listing costs one comparison. N
 input units become partitions and get their catalog and heatmaps materialized.
 `retrain_sensor` follows heatmap materializations of `train:` partitions after a
 cursor (an event storage id); any number of them coalesce into one training run.
+`like_sensor` does the same for the survey_like flow: new survey (`predict:`) heatmaps
+-> one like_job run (simulate like them, retrain); a new like_model -> like_predictions
+for every survey partition that has heatmaps.
 """
 
 
@@ -13,7 +16,7 @@ import json
 
 import dagster as dg
 
-from scone_assets.defs.jobs import heatmaps_job, train_job
+from scone_assets.defs.jobs import heatmaps_job, like_job, like_predict_job, train_job
 from scone_assets.defs.partitions import PARTITIONS_NAME, snana_partitions, split_key
 from scone_assets.defs.resources import SconeResource
 
@@ -53,3 +56,38 @@ def retrain_sensor(context: dg.SensorEvaluationContext):
         run_requests=[dg.RunRequest(run_key=f"retrain-{latest}", tags={"scone/new_partitions": json.dumps(train_keys)[:1000]})],
         cursor=str(latest),
     )
+
+
+def _new(context: dg.SensorEvaluationContext, asset: str, after: int | None) -> list:
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after)
+    return context.instance.fetch_materializations(records_filter, limit=10_000).records
+
+
+@dg.sensor(jobs=[like_job, like_predict_job], minimum_interval_seconds=120,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="New survey-data heatmaps -> one like_job run (a simulation like them, a "
+                       "model for them); a new like_model -> like_predictions of every survey "
+                       "partition.")
+def like_sensor(context: dg.SensorEvaluationContext):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    survey = _new(context, "heatmaps", cursor.get("survey"))
+    models = _new(context, "like_model", cursor.get("model"))
+    if survey:
+        cursor["survey"] = max(r.storage_id for r in survey)
+    requests = []
+    new_keys = sorted({r.partition_key for r in survey
+                       if r.partition_key and split_key(r.partition_key)[0] == "predict"})
+    if new_keys:
+        tags = {"scone/new_survey_partitions": json.dumps(new_keys)[:1000]}
+        requests.append(dg.RunRequest(job_name=like_job.name, run_key=f"like-{cursor['survey']}",
+                                      tags=tags))
+    if models:
+        cursor["model"] = max(r.storage_id for r in models)
+        have = context.instance.get_materialized_partitions(dg.AssetKey("heatmaps"))
+        requests += [dg.RunRequest(job_name=like_predict_job.name, partition_key=k,
+                                   run_key=f"like-predict-{cursor['model']}-{k}")
+                     for k in sorted(have) if split_key(k)[0] == "predict"]
+    if not requests:
+        skip = dg.SkipReason("no new survey heatmaps and no new like model")
+        return dg.SensorResult(skip_reason=skip, cursor=json.dumps(cursor))
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))

@@ -29,12 +29,15 @@ def p_ia(probs: np.ndarray, classes: list[str], categorical: bool) -> np.ndarray
 
 
 def evaluate_and_report(out: Path, labels, per_set: dict, history: dict, catalog=None,
-                        calibration: dict | None = None) -> dict:
+                        calibration: dict | None = None, ensemble: dict | None = None) -> dict:
     """Metrics on the test objects, per heatmap set (one per early truncation) and overall;
-    `calibration` (temperature, ECE before and after) is recorded as given."""
+    `calibration` (temperature, ECE before and after) and `ensemble` (each member alone;
+    `per_set` then holds the ensemble's probabilities) are recorded as given."""
     result: dict = {"sets": {}}
     if calibration is not None:
         result["calibration"] = calibration
+    if ensemble is not None:
+        result["ensemble"] = ensemble
     all_types, all_probs = [], []
     for name, (_, type_names, probs) in per_set.items():
         type_names = np.asarray(type_names, dtype=object)

@@ -3,15 +3,20 @@
 Layout::
 
     <parent>/<name>/                  what `scone train` makes (default output_path/trained_model)
-        model.keras                   the network (Keras 3 format)
+        model.keras                   the network (Keras 3 format); an ensemble's first member
+        model_member<k>.keras         an ensemble's member k = 1 .. ensemble_size - 1
         model_meta.json               `ModelMeta`: classes, inputs, grid, band map, ...
         config.yml                    the configuration it was trained with
-        history.json                  loss and accuracy per epoch
+        history.json                  loss and accuracy per epoch (of the first member)
+        history_member<k>.json        the same for member k
         split.csv                     SNID -> train / val / test
         metrics.json                  test-set metrics, and the pictures beside it
     <parent>/.<name>.lock/            held while training into <name>
     <parent>/.<name>.partial-<pid>/   a folder being written (renamed to <name> when whole)
     <parent>/.<name>.retired-<pid>/   the folder it replaces, removed once the new one is in
+
+A one-member folder (the default) has exactly the files it had before ensembles existed,
+so older folders load unchanged (their meta lacks the ensemble keys: one member).
 
 A folder is written whole into a hidden sibling and renamed into place, so a
 failure (a full disk in `model.save`, a crash) leaves no truncated model under
@@ -50,6 +55,17 @@ PICTURES = (CURVES_PNG, ROC_PNG, CONFUSION_PNG, CALIBRATION_PNG, EXAMPLES_PNG)
 PARTIAL = ".partial-"
 RETIRED = ".retired-"
 LOCK_SUFFIX = ".lock"
+MEMBER_MODEL = "model_member{k}.keras"
+MEMBER_HISTORY = "history_member{k}.json"
+
+
+def member_model_file(k: int) -> str:
+    """Member 0 is `model.keras`, so a one-member folder is laid out as before ensembles."""
+    return MODEL_FILE if k == 0 else MEMBER_MODEL.format(k=k)
+
+
+def member_history_file(k: int) -> str:
+    return HISTORY_FILE if k == 0 else MEMBER_HISTORY.format(k=k)
 
 
 class ModelExistsError(ConfigError):
@@ -72,7 +88,10 @@ class ModelMeta:
     n_val: int = 0
     n_test: int = 0
     train_seconds: float = 0.0
-    temperature: float = 1.0  # divides the logits at prediction (calibration.py); 1 = as trained
+    temperature: float = 1.0  # divides the logits of the (ensemble-mean) output (calibration.py); 1 = as trained
+    lr_schedule: str = "constant"  # config lr_schedule it was trained with
+    ensemble_size: int = 1  # members whose probabilities are averaged
+    member_seeds: list[int] = field(default_factory=list)  # seed of each member; empty in older folders
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -100,6 +119,12 @@ class ModelMeta:
         shape = data["shape"]
         if not (isinstance(shape, list | tuple) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
             raise ConfigError(f"{source}: shape must be [wavelength bins, time bins], not {shape!r}")
+        size = data.get("ensemble_size", 1)
+        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+            raise ConfigError(f"{source}: ensemble_size must be a whole number >= 1, not {size!r}")
+        seeds = data.get("member_seeds") or []
+        if seeds and len(seeds) != size:
+            raise ConfigError(f"{source}: member_seeds lists {len(seeds)} seeds for ensemble_size {size}")
         return cls(**{k: v for k, v in data.items() if k in known} | {"shape": (shape[0], shape[1])})
 
 
@@ -114,8 +139,25 @@ def read_meta(folder: str | Path) -> ModelMeta:
     return ModelMeta.from_json(path.read_text(), str(path))
 
 
-def load_trained(folder: str | Path):
-    """(keras model, ModelMeta) from a model folder, with errors that say what is missing."""
+def check_members(folder: str | Path, meta: ModelMeta) -> None:
+    """Every member the meta promises is there, and no stray one: an ensemble missing a
+    member would silently average fewer networks than it was evaluated with."""
+    folder = Path(folder)
+    for k in range(meta.ensemble_size):
+        if not (folder / member_model_file(k)).is_file():
+            raise ConfigError(f"trained_model {folder} is an ensemble of {meta.ensemble_size} ({META_FILE}) "
+                              f"but has no {member_model_file(k)}")
+    stray = sorted(int(p.stem.removeprefix("model_member")) for p in folder.glob(MEMBER_MODEL.format(k="*"))
+                   if p.stem.removeprefix("model_member").isdigit())
+    stray = [k for k in stray if k >= meta.ensemble_size]
+    if stray:
+        raise ConfigError(f"trained_model {folder} holds {member_model_file(stray[0])} but {META_FILE} says "
+                          f"ensemble_size {meta.ensemble_size}: the folder is inconsistent")
+
+
+def load_members(folder: str | Path) -> tuple[list, ModelMeta]:
+    """([keras model per member], ModelMeta), refusing a member that is missing, unreadable,
+    or does not take the inputs / give the outputs of the first."""
     import keras
 
     import scone_assets.model.network  # noqa: F401 - registers SconeTranspose
@@ -124,7 +166,46 @@ def load_trained(folder: str | Path):
     if not (folder / MODEL_FILE).is_file():
         raise ConfigError(f"trained_model {folder} has no {MODEL_FILE} (is it a scone-assets model folder?)")
     meta = read_meta(folder)
-    return keras.models.load_model(folder / MODEL_FILE), meta
+    check_members(folder, meta)
+    models = []
+    for k in range(meta.ensemble_size):
+        path = folder / member_model_file(k)
+        try:
+            model = keras.models.load_model(path)
+        except Exception as exc:  # keras raises ValueError, OSError, zipfile errors...
+            if k == 0:
+                raise
+            raise ConfigError(f"trained_model {folder}: {path.name} cannot be loaded ({exc})") from None
+        if models and (_signature(model) != _signature(models[0])):
+            raise ConfigError(f"trained_model {folder}: {path.name} takes {_signature(model)} but {MODEL_FILE} "
+                              f"takes {_signature(models[0])}: the members do not belong together")
+        models.append(model)
+    return models, meta
+
+
+def _signature(model) -> tuple:
+    return tuple((i.name, tuple(i.shape)) for i in model.inputs), tuple(model.output_shape)
+
+
+def averaged(models: list):
+    """One callable, used like a Keras model (`model(inputs, training=False)`), giving the
+    mean of the members' probabilities; a lone member is returned as it is."""
+    import numpy as np
+
+    if len(models) == 1:
+        return models[0]
+
+    def mean_of_members(inputs, training=False):
+        return np.mean([np.asarray(m(inputs, training=training)) for m in models], axis=0)
+
+    return mean_of_members
+
+
+def load_trained(folder: str | Path):
+    """(model, ModelMeta) from a model folder, with errors that say what is missing. The
+    model is the Keras model of a one-member folder, or the members' average (`averaged`)."""
+    models, meta = load_members(folder)
+    return averaged(models), meta
 
 
 def _holds_anything(folder: Path) -> bool:

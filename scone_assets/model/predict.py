@@ -61,7 +61,9 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
     from scone_assets.model.inference import predict_stream
 
     catalog = _check_inputs(config, catalog, read_meta(model_dir), model_dir)
-    model, meta = load_trained(model_dir)
+    model, meta = load_trained(model_dir)  # an ensemble: the mean of its members' probabilities
+    if meta.ensemble_size > 1:
+        log.info("ensemble of %d members: their probabilities are averaged, then calibrated", meta.ensemble_size)
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
     batch = plan.inference_batch
     log.info("predicting %d heatmaps %s, %d at a time", len(catalog),

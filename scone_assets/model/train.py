@@ -5,12 +5,21 @@ seeded, and disjoint (SCONE's shuffle-then-take/skip on a re-shuffling
 tf.data pipeline can put one object in two sets). `class_balanced`
 undersamples every class to the rarest (or `max_per_type`); otherwise all data
 are kept and classes are weighted by inverse frequency.
+
+`ensemble_size` > 1 trains members with seeds seed, seed+1, ... on the one split (only
+the initial weights, dropout and shuffling differ); the first member is exactly the
+model a one-member run makes. The ensemble predicts the mean of the members'
+probabilities, and calibration fits one temperature to that mean on the validation
+objects: that mean is what is reported and predicted, and averaging already softens
+each member's confidence, so temperatures fitted per member would be fitted to the
+wrong quantity (and a one-member ensemble is calibrated exactly as before).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +40,13 @@ from scone_assets.model.calibration import (
 from scone_assets.model.checks import check_redshift, unique_objects
 from scone_assets.model.folder import (
     CONFIG_FILE,
-    HISTORY_FILE,
     META_FILE,
-    MODEL_FILE,
     SPLIT_FILE,
     ModelMeta,
+    averaged,
     check_replaceable,
+    member_history_file,
+    member_model_file,
     writing,
 )
 from scone_assets.model.loaders import load_arrays, plan_loading
@@ -45,7 +55,7 @@ from scone_assets.snana.types import IA
 if TYPE_CHECKING:
     from scone_assets.heatmaps.store import HeatmapCatalog
 
-__all__ = ["default_model_dir", "merge_catalogs", "train"]  # merge_catalogs: the store's, for old callers
+__all__ = ["cosine_learning_rate", "default_model_dir", "merge_catalogs", "train"]  # merge_catalogs: the store's, for old callers
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +167,7 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
     import tensorflow as tf
 
     from scone_assets.model.evaluate import evaluate_and_report
-    from scone_assets.model.inference import predict_stream
+    from scone_assets.model.inference import predict_members
     from scone_assets.model.network import build_model
 
     keras.utils.set_random_seed(config.seed)
@@ -174,59 +184,118 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
         split = split[split.SNID.isin(set(objects.SNID.astype(str)))].reset_index(drop=True)
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
     n_classes = len(labels.classes)
-    model = build_model(*catalog.shape, n_classes=n_classes, categorical=labels.categorical, with_z=config.with_z)
     log.info("split (rows: set, columns: label):\n%s", split.groupby(["set", "label"]).size().unstack(fill_value=0))
     y_train = split.loc[split.set == "train", "label"].to_numpy()
     weights = None if config.class_balanced else class_weights(y_train, n_classes)
-    callbacks = []
-    if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
+    has_val = bool((split.set == "val").any())
+    if config.lr_schedule == "plateau" and not has_val:
+        raise ConfigError("lr_schedule: plateau watches the validation loss, but there are no validation objects "
+                          "(val_proportion is 0 or the sets are too small)")
     t0 = time.time()
-    has_val = (split.set == "val").any()
-    if plan.kind in ("memory", "legacy"):
-        arrays = load_arrays(catalog, set(split.SNID), batch=plan.chunk_size)
-        which = split.set_index("SNID").set
-        row_set = np.array([which[s] for s in arrays["snid"]])
-        y = labels.encode(arrays["type_name"])
-        tr, va = np.flatnonzero(row_set == "train"), np.flatnonzero(row_set == "val")
-        history = model.fit(
-            _inputs(arrays, tr, config.with_z), y[tr], batch_size=config.batch_size,
-            epochs=config.num_epochs, class_weight=weights, callbacks=callbacks, shuffle=True,
-            validation_data=(_inputs(arrays, va, config.with_z), y[va]) if has_val else None,
-            verbose=1 if progress else 0)
-        del arrays
-    else:
-        train_ds = _stream(catalog, split, "train", config.with_z, config.batch_size, True, config.seed)
-        val_ds = _stream(catalog, split, "val", config.with_z, config.batch_size, False, config.seed)
-        history = model.fit(train_ds, validation_data=val_ds if has_val else None, epochs=config.num_epochs,
-                            class_weight=weights, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
-                            verbose=1 if progress else 0)
+    arrays = None
+    models, hists = [], []
+    for k in range(config.ensemble_size):
+        seed = config.seed + k
+        if k:
+            keras.utils.set_random_seed(seed)  # member 0 uses the seed set above, as a one-member run
+            log.info("ensemble member %d of %d (seed %d)", k + 1, config.ensemble_size, seed)
+        model = build_model(*catalog.shape, n_classes=n_classes, categorical=labels.categorical,
+                            with_z=config.with_z)
+        callbacks = _callbacks(config, keras)
+        if plan.kind in ("memory", "legacy"):
+            if arrays is None:  # loaded once, after the first network is built (as before ensembles)
+                arrays = load_arrays(catalog, set(split.SNID), batch=plan.chunk_size)
+                which = split.set_index("SNID").set
+                row_set = np.array([which[s] for s in arrays["snid"]])
+                y = labels.encode(arrays["type_name"])
+                tr, va = np.flatnonzero(row_set == "train"), np.flatnonzero(row_set == "val")
+            history = model.fit(
+                _inputs(arrays, tr, config.with_z), y[tr], batch_size=config.batch_size,
+                epochs=config.num_epochs, class_weight=weights, callbacks=callbacks, shuffle=True,
+                validation_data=(_inputs(arrays, va, config.with_z), y[va]) if has_val else None,
+                verbose=1 if progress else 0)
+        else:
+            train_ds = _stream(catalog, split, "train", config.with_z, config.batch_size, True, seed)
+            val_ds = _stream(catalog, split, "val", config.with_z, config.batch_size, False, seed)
+            history = model.fit(train_ds, validation_data=val_ds if has_val else None, epochs=config.num_epochs,
+                                class_weight=weights, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
+                                verbose=1 if progress else 0)
+        models.append(model)
+        hists.append({key: [float(v) for v in vals] for key, vals in history.history.items()})
+    del arrays
     seconds = time.time() - t0
-    temperature = _temperature(model, catalog, split, labels, config, plan.inference_batch) if has_val else 1.0
+    ensemble = averaged(models)
+    temperature = _temperature(ensemble, catalog, split, labels, config, plan.inference_batch) if has_val else 1.0
 
-    model.save(out / MODEL_FILE)
+    for k, model in enumerate(models):
+        model.save(out / member_model_file(k))
+        atomic_write_text(out / member_history_file(k), json.dumps(hists[k], indent=1))
     meta = ModelMeta(
         classes=labels.classes, categorical=labels.categorical, with_z=config.with_z,
         shape=tuple(catalog.shape), band_to_wave=dict(band_to_wave or {}), heatmap_sets=list(catalogs),
         loader=plan.kind, loader_notes=list(plan.notes), n_train=int((split.set == "train").sum()),
         n_val=int((split.set == "val").sum()), n_test=int((split.set == "test").sum()), train_seconds=seconds,
-        temperature=temperature)
+        temperature=temperature, lr_schedule=config.lr_schedule, ensemble_size=config.ensemble_size,
+        member_seeds=[config.seed + k for k in range(config.ensemble_size)])
     atomic_write_text(out / META_FILE, meta.to_json())
     atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    atomic_write_text(out / HISTORY_FILE, json.dumps(hist, indent=1))
     split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / SPLIT_FILE, index=False)
 
     test = set(split.loc[split.set == "test", "SNID"])
     per_set = {}
     raw = {}
+    members: dict[str, np.ndarray] = {}
     for name, cat in catalogs.items():
-        snids, types, probs = predict_stream(model, cat, test, config.with_z, plan.inference_batch)
+        snids, types, member_probs = predict_members(models, cat, test, config.with_z, plan.inference_batch)
+        probs = member_probs.mean(axis=0)
         raw[name] = probs
+        members[name] = member_probs
         per_set[name] = (snids, types, apply_temperature(probs, temperature, labels.categorical))
-    return evaluate_and_report(out, labels, per_set, hist, catalog,
-                               calibration=_calibration_report(labels, per_set, raw, temperature))
+    report = _ensemble_report(labels, per_set, members, meta.member_seeds) if len(models) > 1 else None
+    return evaluate_and_report(out, labels, per_set, hists[0], catalog,
+                               calibration=_calibration_report(labels, per_set, raw, temperature),
+                               ensemble=report)
+
+
+def cosine_learning_rate(epoch: int, num_epochs: int, initial: float) -> float:
+    """Cosine decay from `initial` at epoch 0 towards 0 at epoch `num_epochs` (never reached:
+    the last epoch, num_epochs - 1, still learns a little)."""
+    return float(initial * 0.5 * (1.0 + math.cos(math.pi * epoch / num_epochs)))
+
+
+def _callbacks(config: SconeConfig, keras) -> list:
+    """Fresh per member (they hold state). `constant` adds none: SCONE's Adam at 5e-5 as
+    built; the others log `learning_rate` per epoch into the history."""
+    from scone_assets.model.network import LEARNING_RATE
+
+    callbacks = []
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
+    if config.lr_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: cosine_learning_rate(epoch, config.num_epochs, LEARNING_RATE)))
+    elif config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.lr_plateau_factor, patience=config.lr_plateau_patience,
+            min_lr=LEARNING_RATE / 100))
+    return callbacks
+
+
+def _ensemble_report(labels: Labels, per_set: dict, members: dict[str, np.ndarray], seeds: list[int]) -> dict:
+    """Each member alone on the test objects (uncalibrated; accuracy and AUC do not depend on
+    the temperature), beside the ensemble's figures in `test`."""
+    from scone_assets.model import metrics as m
+    from scone_assets.model.evaluate import p_ia
+
+    types = np.concatenate([np.asarray(v[1], dtype=object) for v in per_set.values()])
+    rows = []
+    for k, seed in enumerate(seeds):
+        probs = np.concatenate([members[name][k] for name in per_set])
+        rows.append({"seed": seed, "test": m.binary_metrics(types == IA, p_ia(probs, labels.classes,
+                                                                                labels.categorical))})
+    return {"size": len(seeds), "seeds": list(seeds), "members": rows,
+            "combine": "mean of the members' probabilities, then one temperature"}
 
 
 def _temperature(model, catalog: HeatmapCatalog, split: pd.DataFrame, labels: Labels, config: SconeConfig,

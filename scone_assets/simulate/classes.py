@@ -6,7 +6,10 @@ B at 4400 A) with its scatter, a t^2 "fireball" rise lasting `rise` days
 and a blackbody temperature cooling from `t_peak` to `t_late` on a time scale
 `t_tau`, which sets the colour evolution. Sources:
 
-- SN Ia: M_B = -19.3 with 0.15 mag scatter after stretch and colour (Tripp
+- SN Ia: the default SNIa is not a blackbody but a spectral model (`sed`):
+  BayeSN W22 on the Hsiao template, with its own population numbers (see
+  sed_ia.py). The blackbody SN Ia, `BLACKBODY_SNIA`, kept for comparison and
+  tests: M_B = -19.3 with 0.15 mag scatter after stretch and colour (Tripp
   1998; Scolnic et al. 2018), alpha = 0.14, beta = 3.1 (Betoule et al. 2014);
   rise 18 d (Riess et al. 1999; Hayden et al. 2010); Delta m15(B) = 1.1
   (Phillips 1993); B-V from about 0 at peak to about 1.1 at +30 d.
@@ -29,7 +32,7 @@ and a blackbody temperature cooling from `t_peak` to `t_late` on a time scale
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Subtype:
     t_tau: float  # d
     uv_blanketing: bool = False  # metal-line suppression below 4000 A (thermonuclear, stripped)
     plateau: tuple[float, float] | None = None  # II-P plateau length range, d
+    sed: str | None = None  # a spectral model (sed_ia.py) instead of the blackbody; None: blackbody
 
 
 def _ia_decline() -> tuple[tuple[float, float], ...]:
@@ -54,7 +58,7 @@ def _ia_decline() -> tuple[tuple[float, float], ...]:
 
 
 SUBTYPES: dict[str, Subtype] = {s.name: s for s in [
-    Subtype("SNIa", "SNIa", 1, -19.3, 0.15, 18.0, 1.5, _ia_decline(), 11000, 5000, 20, True),
+    Subtype("SNIa", "SNIa", 1, -19.3, 0.15, 18.0, 1.5, _ia_decline(), 11000, 5000, 20, True, sed="bayesn-w22"),
     Subtype("SNIIP", "SNII", 20, -16.8, 1.0, 9.0, 2.0, (), 12000, 5800, 12, plateau=(80, 120)),
     Subtype("SNIIn", "SNII", 21, -18.6, 1.5, 25.0, 8.0,
             ((0, 0.0), (50, 1.0), (150, 2.5), (400, 5.0)), 10000, 7000, 60),
@@ -71,6 +75,9 @@ SUBTYPES: dict[str, Subtype] = {s.name: s for s in [
     Subtype("SLSN-I", "SLSN-I", 3, -21.0, 0.7, 40.0, 7.0,
             ((0, 0.0), (30, 0.8), (100, 2.2), (400, 6.0)), 15000, 8000, 60),
 ]}
+
+# The pre-SED SN Ia: a blackbody with a t^2 rise and the decline table above.
+BLACKBODY_SNIA = replace(SUBTYPES["SNIa"], sed=None)
 
 # Default mix of written objects: SNe Ia about 30%, the rest in rough proportion
 # to volumetric rates (Li et al. 2011: II 57%, Ibc 26% of core collapse; Iax about

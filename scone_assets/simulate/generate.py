@@ -46,7 +46,16 @@ def _intrinsic(sub: Subtype, where: dict[str, np.ndarray], n: int, rng: np.rando
          "m_peak": rng.normal(sub.m_peak, sub.m_sigma, n)}
     p["mwebv"] = mwebv()
     p["deep"] = rng.uniform(size=n) < deep_fraction
-    if sub.cls == "SNIa":
+    if sub.sed is not None:  # BayeSN W22 population (sed_ia.py): theta, A_V, grey scatter, epsilon
+        from scone_assets.simulate.sed_ia import EXPLOSION, model
+
+        sed = model()
+        p.update(sed.draw(n, rng))
+        p["rise"] = np.full(n, -EXPLOSION)
+        p["x1"] = -p["theta"]  # theta grows with Delta m15 (Mandel et al. 2022): about -x1
+        p["host_ebv"] = p["host_av"] / 3.1  # the header's SIM_AV = 3.1 host_ebv is then A_V
+        p["host_rv"] = np.full(n, sed.r_v)  # the header's SIM_RV
+    elif sub.cls == "SNIa":
         x1 = rng.normal(0.0, 1.0, n)
         p["x1"] = x1
         p["stretch"] = np.clip(0.98 + 0.091 * x1, 0.6, 1.4)  # SALT2 x1 -> stretch (Guy et al. 2007)
@@ -187,7 +196,8 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
 
     rng_meta = np.random.default_rng(np.random.SeedSequence([seed, file_index, 1]))
     order = rng_meta.permutation(len(obs_parts))  # interleave classes, as SNANA files are
-    band_names = [b.full_name for b in survey.bands] if like is None else [str(b) for b in like.letters]
+    # --like: `LSST-r/a` where a letter collides in a mix; the reader keys bands by the last letter
+    band_names = [b.full_name for b in survey.bands] if like is None else [str(b) for b in like.names]
     letters = [b.letter for b in survey.bands] if like is None else [str(b) for b in like.letters]
     rows, obs_rows = [], []
     for j, k in enumerate(order):
@@ -223,7 +233,7 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
             "SIM_REDSHIFT_CMB": z,
             "SIM_DLMU": float(p["mu"][i]),
             "SIM_AV": float(3.1 * p["host_ebv"][i]),
-            "SIM_RV": 3.1,
+            "SIM_RV": float(p["host_rv"][i]) if "host_rv" in p else 3.1,
             "SIM_SALT2x1": float(p["x1"][i]),
             "SIM_RISETIME": float(p["rise"][i]),
         }

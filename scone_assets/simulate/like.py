@@ -4,17 +4,22 @@ SNANA users make a SIMLIB from a survey's observing log and fit its redshift
 distribution; here both come from the light curves to classify. From the data,
 as the reader places it, this takes:
 
-- the bands and their wavelengths (the simulation observes in the survey's bands);
+- the bands and their wavelengths (the simulation observes in the survey's bands). In a
+  mix of surveys a letter at two wavelengths (DES r 6435 A, LSST r 6223 A) is two bands,
+  and the later input's gets a free one-letter id, written `LSST-r/a` as DES-SN5YR LOWZ
+  writes `CSP-r/c`: the reader keys a band by that last letter;
 - one observing sequence per real object: its observation times and bands, the time of
   its peak (PEAKMJD, else the time of its brightest point) and, per observation, the
   sky-noise floor (the measured error with the fitted source term removed);
 - per band, the error-vs-flux relation FLUXCALERR^2 = a^2 + b * max(FLUXCAL, 0) (a sky
   floor plus a Poisson term; see `fit_error_model`);
-- the redshifts (REDSHIFT_FINAL) and Milky Way E(B-V) (MWEBV) of the objects.
+- the redshifts of the objects (REDSHIFT_FINAL, else the host's HOSTGAL_SPECZ, else its
+  HOSTGAL_PHOTOZ) and their Milky Way E(B-V) (MWEBV).
 
 A simulated object borrows a random real sequence: it is observed at that object's times
-and in its bands, peaks where that object peaked (within 2 days), has the sky floor that
-object had, and the source noise of the fitted relation. Its redshift is drawn from the
+and in its bands (so in a mix, in one survey's bands), peaks where that object peaked
+(within 2 days), has the sky floor that object had, and the source noise of the fitted
+relation. Its redshift is drawn from the
 data's, smoothed by a kernel in ln(1 + z) of Silverman's width. Types, spectroscopic
 classes and other classifiers' outputs in the files are never read: the reader's type
 columns are not used here at all.
@@ -25,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import string
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +45,16 @@ MIN_OBJECTS = 20  # fewer real objects than this cannot stand for a survey's cad
 PEAK_JITTER_DAYS = 2.0
 DEFAULT_Z = (0.01, 0.5)  # used, with a warning, when the data carry no redshift
 BAND_WIDTH_FRACTION = 0.085  # Gaussian throughput sigma / wavelength (DES and PS1 bands are 0.07-0.11)
+SAME_BAND_A = 1.0  # one letter this close in two inputs is one band
+Z_COLUMNS = ("REDSHIFT_FINAL", "HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ")  # an object's redshift: the first known
 
 
 @dataclass
 class SurveyModel:
     """Everything a `--like` simulation takes from the data, as arrays (saved beside it)."""
 
-    letters: np.ndarray  # (bands,) one-letter band ids
+    letters: np.ndarray  # (bands,) one-letter band ids, distinct
+    names: np.ndarray  # (bands,) full names written in FLT (`DES-g`, `LSST-r/a`)
     waves: np.ndarray  # (bands,) effective wavelengths, A
     sky_a: np.ndarray  # (bands,) fitted sky floor, FLUXCAL
     poisson_b: np.ndarray  # (bands,) fitted source term, FLUXCAL per FLUXCAL
@@ -54,6 +64,7 @@ class SurveyModel:
     peak: np.ndarray  # (objects,) reference peak time
     z: np.ndarray  # redshifts of the data (may be empty)
     mwebv: np.ndarray  # (objects,)
+    origin: np.ndarray  # (objects,) the survey each sequence was borrowed from
     survey: str = "LIKE"
     provenance: list[str] = field(default_factory=list)
 
@@ -63,17 +74,20 @@ class SurveyModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, letters=self.letters, waves=self.waves, sky_a=self.sky_a,
+        np.savez_compressed(buf, letters=self.letters, names=self.names, waves=self.waves, sky_a=self.sky_a,
                             poisson_b=self.poisson_b, mjd=self.mjd, band=self.band, sky=self.sky,
-                            peak=self.peak, z=self.z, mwebv=self.mwebv, survey=np.array(self.survey),
-                            provenance=np.array(self.provenance, dtype=str))
+                            peak=self.peak, z=self.z, mwebv=self.mwebv, origin=self.origin,
+                            survey=np.array(self.survey), provenance=np.array(self.provenance, dtype=str))
         return buf.getvalue()
 
     @classmethod
     def load(cls, path: str | Path) -> SurveyModel:
         with np.load(path, allow_pickle=False) as d:
-            return cls(d["letters"], d["waves"], d["sky_a"], d["poisson_b"], d["mjd"], d["band"], d["sky"],
-                       d["peak"], d["z"], d["mwebv"], str(d["survey"]), list(d["provenance"]))
+            old = "names" not in d  # saved before bands had names: one survey, named by letter
+            return cls(d["letters"], d["letters" if old else "names"], d["waves"], d["sky_a"], d["poisson_b"],
+                       d["mjd"], d["band"], d["sky"], d["peak"], d["z"], d["mwebv"],
+                       np.full(len(d["peak"]), str(d["survey"])) if old else d["origin"], str(d["survey"]),
+                       list(d["provenance"]))
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
@@ -99,24 +113,81 @@ def _peak_time(mjd: np.ndarray, flux: np.ndarray, err: np.ndarray, peakmjd: floa
     return float(mjd[int(np.argmax(np.where(snr > 3, flux, -np.inf)) if np.any(snr > 3) else np.argmax(flux))]), False
 
 
-def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
-    """The survey model of some read units (`LightCurves`), or SimulationError saying why not."""
-    letters: dict[str, float] = {}
+@dataclass
+class _Band:
+    letter: str  # the data's one-letter id
+    wave: float
+    full: str  # the data's full name (`CSP-r/c`, or only the letter)
+    survey: str  # the survey of the first input that has it
+
+
+def _label(lcs) -> str:
+    return str(lcs.survey or Path(str(lcs.source)).name)
+
+
+def _collect_bands(lightcurves: list) -> tuple[list[_Band], list[dict[str, int]]]:
+    """The distinct bands of all inputs (a letter at two wavelengths is two bands, within
+    SAME_BAND_A one) and, per input, its letter -> band index, so each survey's objects keep
+    their own bands."""
+    bands: list[_Band] = []
+    per_input: list[dict[str, int]] = []
     for lcs in lightcurves:
         if lcs.dropped_bands:
             raise SimulationError(
                 f"{lcs.source}: band(s) {', '.join(sorted(lcs.dropped_bands))} cannot be placed in "
                 "wavelength; set them in the config's band_to_wave (or survey) and run --like again")
-        for b, w in lcs.band_to_wave.items():
-            if b in letters and abs(letters[b] - w) > 1.0:
-                raise SimulationError(f"band {b} is at {letters[b]:.0f} A in one input and {w:.0f} A in "
-                                      f"{lcs.source}; --like needs one wavelength per band letter")
-            letters[b] = w
-    order = sorted(letters, key=lambda b: letters[b])
-    index = {b: i for i, b in enumerate(order)}
-    seqs, peaks, zs, mw, n_peak = [], [], [], [], 0
+        index = {}
+        for b, w in sorted(lcs.band_to_wave.items(), key=lambda bw: (bw[1], bw[0])):  # ids in wavelength order
+            k = next((k for k, x in enumerate(bands) if x.letter == b and abs(x.wave - w) <= SAME_BAND_A), None)
+            if k is None:
+                bands.append(_Band(str(b), float(w), str(lcs.band_names.get(b, b)), _label(lcs)))
+                k = len(bands) - 1
+            index[b] = k
+        per_input.append(index)
+    return bands, per_input
+
+
+def _band_ids(bands: list[_Band]) -> tuple[list[str], list[str]]:
+    """(one-letter id, FLT name) per band. The reader keys a band by the last character of
+    its name, so a letter's first band keeps it and later ones take free ids; the name keeps
+    the system and filter (`LSST-r/a`), which place the band even without the README."""
+    used = {b.letter for b in bands}
+    free = iter(c for c in string.ascii_letters + string.digits if c not in used)
+    taken: set[str] = set()
+    ids, names = [], []
+    for b in bands:
+        bid = b.letter if b.letter not in taken else next(free, None)
+        if bid is None:
+            raise SimulationError(f"--like: {len(bands)} distinct bands are more than one-letter ids can name")
+        taken.add(bid)
+        system = b.full.split("/")[0]
+        if "-" not in system:
+            system = f"{b.survey}-{b.letter}"
+        ids.append(bid)
+        names.append(system if system.endswith(bid) else f"{system}/{bid}")
+    return ids, names
+
+
+def _redshift(row) -> tuple[float, str | None]:
+    """The object's redshift and the column it came from (the first of Z_COLUMNS known)."""
+    for col in Z_COLUMNS:
+        z = float(getattr(row, col, np.nan))
+        if np.isfinite(z) and z > 0:
+            return z, col
+    return np.nan, None
+
+
+def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
+    """The survey model of some read units (`LightCurves`), or SimulationError saying why not."""
+    found, per_input = _collect_bands(lightcurves)
+    ids, names = _band_ids(found)
+    order = sorted(range(len(found)), key=lambda k: (found[k].wave, ids[k]))
+    rank = {k: i for i, k in enumerate(order)}
+    seqs, peaks, zs, mw, origin, n_peak = [], [], [], [], [], 0
+    z_from = dict.fromkeys(Z_COLUMNS, 0)
     per_band: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {i: [] for i in range(len(order))}
-    for lcs in lightcurves:
+    for lcs, letter_to_band in zip(lightcurves, per_input, strict=True):
+        index = {b: rank[k] for b, k in letter_to_band.items()}
         for row, obs in lcs.iter_lightcurves():
             keep = obs.BAND.isin(index).to_numpy()
             mjd = obs.MJD.to_numpy()[keep]
@@ -132,9 +203,12 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
             n_peak += known
             seqs.append((mjd, band, flux, err))
             peaks.append(peak)
+            origin.append(_label(lcs))
             mw.append(float(row.MWEBV) if np.isfinite(row.MWEBV) else 0.0)
-            if np.isfinite(row.REDSHIFT_FINAL) and row.REDSHIFT_FINAL > 0:
-                zs.append(float(row.REDSHIFT_FINAL))
+            z, col = _redshift(row)
+            if col:
+                zs.append(z)
+                z_from[col] += 1
             for k in np.unique(band):
                 per_band[int(k)].append((flux[band == k], err[band == k]))
     if len(seqs) < MIN_OBJECTS:
@@ -158,24 +232,31 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
         mjd_arr[i, : len(mjd)], band_arr[i, : len(mjd)], sky_arr[i, : len(mjd)] = mjd, band, floor
     surveys = sorted({str(lcs.survey) for lcs in lightcurves if lcs.survey})
     z = np.asarray(zs)
+    letters = [ids[k] for k in order]
+    waves = [found[k].wave for k in order]
+    full = [names[k] for k in order]
+    per_origin = ", ".join(f"{o} {n}" for o, n in sorted(Counter(origin).items()))
     provenance = [
         f"--like sources: {', '.join(sources)}",
         "bands from the data as the reader places them: "
-        + ", ".join(f"{b}={letters[b]:.0f}A" for b in order),
-        f"observing sequences (times, bands, per-observation sky floor): {len(seqs)} real objects",
+        + ", ".join(f"{b}={w:.0f}A" + (f" ({f})" if f != b else "") for b, w, f in zip(letters, waves, full,
+                                                                                     strict=True)),
+        f"observing sequences (times, bands, per-observation sky floor): {len(seqs)} real objects"
+        + (f" ({per_origin}), each in its own survey's bands" if len(set(origin)) > 1 else ""),
         "error model per band, FLUXCALERR^2 = a^2 + b max(FLUXCAL, 0): "
-        + ", ".join(f"{b} a={sky_a[i]:.2f} b={poisson_b[i]:.3f}" for i, b in enumerate(order)),
+        + ", ".join(f"{b} a={sky_a[i]:.2f} b={poisson_b[i]:.3f}" for i, b in enumerate(letters)),
         f"peak times: PEAKMJD of {n_peak} objects, brightest point of {len(seqs) - n_peak}",
-        (f"redshifts: REDSHIFT_FINAL of {len(z)} objects (median {np.median(z):.3f}), smoothed in ln(1+z)"
+        (f"redshifts of {len(z)} objects (median {np.median(z):.3f}), smoothed in ln(1+z): "
+         + ", ".join(f"{c} {n}" for c, n in z_from.items()) + f", none {len(seqs) - len(z)}"
          if len(z) else f"redshifts: none in the data; volumetric default on {DEFAULT_Z[0]}-{DEFAULT_Z[1]}"),
         f"Milky Way E(B-V): MWEBV of {len(seqs)} objects (median {np.median(mw):.3f})",
         "types, spectroscopic classes and other classifiers' outputs in the data: not read",
     ]
     if not len(z):
-        log.warning("the --like data carry no REDSHIFT_FINAL; redshifts are drawn from a volumetric rate on "
-                    "z = %.2f-%.2f instead", *DEFAULT_Z)
-    return SurveyModel(np.array(order), np.array([letters[b] for b in order]), sky_a, poisson_b, mjd_arr,
-                       band_arr, sky_arr, np.asarray(peaks), z, np.asarray(mw), "+".join(surveys) or "LIKE",
+        log.warning("the --like data carry no redshift (%s); redshifts are drawn from a volumetric rate on "
+                    "z = %.2f-%.2f instead", ", ".join(Z_COLUMNS), *DEFAULT_Z)
+    return SurveyModel(np.array(letters), np.array(full), np.array(waves), sky_a, poisson_b, mjd_arr, band_arr,
+                       sky_arr, np.asarray(peaks), z, np.asarray(mw), np.array(origin), "+".join(surveys) or "LIKE",
                        provenance)
 
 
@@ -206,8 +287,11 @@ def draw_redshifts(model: SurveyModel, n: int, rng: np.random.Generator) -> np.n
         return redshift_sampler(*DEFAULT_Z)(rng.uniform(size=n))
     x = np.log1p(model.z)
     width = 1.06 * np.std(x) * len(x) ** -0.2 if len(x) > 1 else 0.1 * x[0]
-    out = np.expm1(rng.choice(x, n) + rng.normal(0, width, n))
-    return np.clip(out, max(1e-3, 0.5 * model.z.min()), None)
+    # Reflected at the floor rather than clipped: clipping piles the kernel's low tail onto
+    # one redshift (about a tenth of the draws for a small, nearby survey).
+    floor = np.log1p(max(1e-3, 0.5 * model.z.min()))
+    out = rng.choice(x, n) + rng.normal(0, width, n)
+    return np.expm1(np.where(out < floor, 2 * floor - out, out))
 
 
 def like_survey(model: SurveyModel):
@@ -215,8 +299,8 @@ def like_survey(model: SurveyModel):
     of spectroscopic redshifts); the schedule fields are unused with `like`."""
     from scone_assets.simulate.surveys import Band, Survey
 
-    bands = tuple(Band(str(b), str(b), float(w), BAND_WIDTH_FRACTION * float(w), 0.0)
-                  for b, w in zip(model.letters, model.waves, strict=True))
+    bands = tuple(Band(str(b), str(f), float(w), BAND_WIDTH_FRACTION * float(w), 0.0)
+                  for b, f, w in zip(model.letters, model.names, model.waves, strict=True))
     return Survey(name=model.survey, bands=bands, first_season_mjd=float(np.nanmin(model.mjd)), n_seasons=1,
                   season_length=0.0, cadence=1.0, all_bands_per_visit=False, window=(0.0, 0.0), z_max={},
                   spec_fraction=1.0, mwebv_mean=float(np.mean(model.mwebv)))

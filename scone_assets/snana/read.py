@@ -37,6 +37,7 @@ PHOT_RE = re.compile(r"^(?P<stem>.*)PHOT(?P<ext>\.FITS(?:\.GZ)?)$", re.IGNORECAS
 TEXT_FILES_PER_UNIT = 1000
 SNANA_FILES = "*_HEAD.FITS/*_PHOT.FITS pairs or TEXT .DAT files"
 INPUT_KEYS = "input_path, metadata_paths + lcdata_paths, or input_data_paths"
+HOST_Z_COLUMNS = ("HOSTGAL_SPECZ", "HOSTGAL_SPECZ_ERR", "HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
 
 
 @dataclass
@@ -386,6 +387,8 @@ def assemble(
             "MWEBV": np.nan_to_num(mwebv.astype(np.float64), nan=0.0),
             "REDSHIFT_FINAL": _missing(_col(head, n, "REDSHIFT_FINAL")),
             "REDSHIFT_FINAL_ERR": _missing(_col(head, n, "REDSHIFT_FINAL_ERR")),
+            # host-galaxy redshifts, for objects without REDSHIFT_FINAL (NaN when absent)
+            **{c: _missing(_col(head, n, c)) for c in HOST_Z_COLUMNS},
         }
     )
     if labels:

@@ -36,6 +36,20 @@ def _value_and_error(text: str | None) -> tuple[float, float]:
     return value, err
 
 
+def _host_redshifts(header: dict[str, str]) -> dict[str, float]:
+    """HOSTGAL_SPECZ/_PHOTOZ and their errors: `HOSTGAL_SPECZ: 0.12 +- 0.001` or a separate
+    `_ERR` line; the SNPCC-era files spell the photo-z `HOST_GALAXY_PHOTO-Z`."""
+    out = {}
+    for col, alts in (("HOSTGAL_SPECZ", ("HOSTGAL_SPECZ",)),
+                      ("HOSTGAL_PHOTOZ", ("HOSTGAL_PHOTOZ", "HOST_GALAXY_PHOTO-Z"))):
+        text = next((header[a] for a in alts if a in header), None)
+        value, err = _value_and_error(text)
+        if f"{col}_ERR" in header:
+            err = _first_number(header[f"{col}_ERR"])
+        out[col], out[f"{col}_ERR"] = value, err
+    return out
+
+
 def read_text_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Header fields and observation columns of one TEXT light curve."""
     try:
@@ -104,6 +118,7 @@ def read_text_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     if "REDSHIFT_FINAL_ERR" in header:
         z_err = _first_number(header["REDSHIFT_FINAL_ERR"])
     sim_type = _SIM_TYPE.search(header.get("SIM_COMMENT", ""))
+    host = _host_redshifts(header)
     fields = {
         "SNID": clean_snid(int(header["SNID"].split()[0]) if header["SNID"].split()[0].isdigit()
                            else header["SNID"].split()[0]),
@@ -117,6 +132,7 @@ def read_text_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         "MWEBV": _first_number(header.get("MWEBV")),
         "REDSHIFT_FINAL": z,
         "REDSHIFT_FINAL_ERR": z_err,
+        **host,
         "NOBS": _first_number(header.get("NOBS")),
         "FAKE": _first_number(header.get("FAKE")),
         "SURVEY": (header.get("SURVEY") or "").split()[0] if header.get("SURVEY") else None,

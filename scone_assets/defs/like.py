@@ -1,0 +1,262 @@
+"""The `survey_like` group: a model made for the survey data, `scone simulate --like` as assets.
+
+survey data (`predict:` partitions) -> like_simulation -> like_heatmaps -> like_model ->
+like_predictions (per `predict:` partition). The simulation takes from the survey data
+what `scone simulate --like` takes (never its types); the heatmaps, the training and the
+predictions are the library's, with the train config's settings, so the lineage shows
+which survey (and which partitions of it) a model was made for. Everything is written
+under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
+`like_seed`, `like_num_epochs`).
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from scone_assets.config import ConfigError, SconeConfig
+from scone_assets.defs.assets import _md_table, _png_md
+from scone_assets.defs.io_managers import HeatmapSet
+from scone_assets.defs.partitions import PARTITIONS_NAME, snana_partitions, split_key
+from scone_assets.defs.resources import SconeResource
+from scone_assets.snana.model import SnanaReadError
+
+GROUP = "survey_like"
+SIM_NAME = "LIKE"  # one simulation folder, replaced when the survey data change
+SURVEY_FILE = "survey.json"  # what the simulation was made from, for the model and predictions
+# keys of the train config that describe its own inputs, not the like simulation's
+INPUT_KEYS = ("metadata_paths", "lcdata_paths", "input_data_paths", "labels_path", "survey",
+              "band_to_wave", "sn_type_id_to_name")
+
+
+def like_root(scone: SconeResource) -> Path:
+    return scone.local_root() / "like"
+
+
+def like_config(scone: SconeResource) -> SconeConfig:
+    """The train config's training and heatmap settings, with the like simulation as its
+    input and `<root>/like` as its output: what `scone train` would be given."""
+    root = like_root(scone)
+    cfg = scone.config("train")
+    update = dict.fromkeys(INPUT_KEYS) | {
+        "input_path": str(root / "sims" / SIM_NAME), "heatmaps_path": str(root / "heatmaps"),
+        "output_path": str(root), "mode": "train", "trained_model": None,
+        "output_predict_file": None}
+    if scone.like_num_epochs:
+        update["num_epochs"] = scone.like_num_epochs
+    return cfg.model_copy(update=update)
+
+
+def survey_keys(instance: dg.DagsterInstance) -> list[str]:
+    keys = instance.get_dynamic_partitions(PARTITIONS_NAME)
+    return sorted(k for k in keys if split_key(k)[0] == "predict")
+
+
+def _made_for(scone: SconeResource) -> dict:
+    path = like_root(scone) / SURVEY_FILE
+    if not scone.pull(path):
+        raise dg.Failure("like_simulation has not been materialized yet (no survey record in "
+                         f"{path.parent})")
+    return json.loads(path.read_text())
+
+
+def _redshift_png(data_z: np.ndarray, heads: list[Path], target: Path) -> Path | None:
+    """Data vs simulated redshifts, the distribution the simulation was asked to follow."""
+    from astropy.io import fits
+
+    sim_z = np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
+    if not len(data_z) or not len(sim_z):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = np.linspace(0, max(data_z.max(), np.quantile(sim_z, 0.99)) * 1.05, 30)
+    fig, ax = plt.subplots(figsize=(5, 3), constrained_layout=True)
+    for z, what in ((data_z, "survey data"), (sim_z, "like simulation")):
+        ax.hist(z, bins, density=True, histtype="step", lw=2, label=f"{what} ({len(z)})")
+    ax.set_xlabel("REDSHIFT_FINAL")
+    ax.legend(fontsize=8)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=80)
+    plt.close(fig)
+    return target
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, deps=[dg.AssetKey("snana_files")],
+          description="A labelled SNANA simulation observed like the survey data of the "
+                      "'predict:' partitions (scone simulate --like): bands, cadences, noise, "
+                      "redshifts, MWEBV.")
+def like_simulation(context: dg.AssetExecutionContext,
+                    scone: SconeResource) -> dg.MaterializeResult:
+    from scone_assets.atomic import atomic_write_text
+    from scone_assets.locking import FolderBusy
+    from scone_assets.simulate.classes import SimulationError
+    from scone_assets.simulate.like import survey_model
+    from scone_assets.simulate.run import simulate
+    from scone_assets.snana.read import read_unit
+
+    keys = survey_keys(context.instance)
+    if not keys:
+        raise dg.Failure("no 'predict:' partitions (survey data) yet: register them "
+                         "(new_simulations_sensor or `scone register`) before simulating like them")
+    cfg = scone.config("predict")
+    units = {u.key: u for u in scone.units("predict")}  # one listing, however many partitions
+    read = []
+    for key in keys:
+        unit = units.get(name := split_key(key)[1])
+        if unit is None:
+            raise dg.Failure(f"partition {key}: no input unit {name!r} under the predict config's "
+                             "inputs any more")
+        try:
+            lcs = read_unit(unit, cfg)  # no labels: the like simulation never looks at types
+        except SnanaReadError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        for w in lcs.warnings:
+            context.log.warning(w)
+        read.append(lcs)
+    root = like_root(scone)
+    try:
+        model = survey_model(read, keys)
+        # force: the survey data may have changed since the last simulation
+        res = simulate(root / "sims" / SIM_NAME, scone.like_n, seed=scone.like_seed,
+                       jobs=scone.jobs, force=True, progress=False, like=model)
+    except (SimulationError, FolderBusy) as exc:
+        raise dg.Failure(description=str(exc)) from None
+    record = {"survey": model.survey, "partitions": keys, "objects": model.n_objects,
+              "survey_model": model.digest()[:16], "simulation": str(res.folder),
+              "n": res.n_written, "run_id": context.run.run_id}
+    atomic_write_text(root / SURVEY_FILE, json.dumps(record, indent=1))
+    scone.push(res.folder)
+    scone.push(root / SURVEY_FILE)
+    metadata = {
+        "survey": model.survey, "survey_partitions": dg.MetadataValue.json(keys),
+        "survey_objects": model.n_objects, "survey_model": record["survey_model"],
+        "bands": " ".join(f"{b}={w:.0f}A" for b, w in zip(model.names, model.waves, strict=True)),
+        "taken_from_the_data": dg.MetadataValue.md("\n".join(f"- {x}" for x in model.provenance)),
+        "simulated": res.n_written, "types": dg.MetadataValue.md(_md_table(res.counts)),
+        "resumed_files": len(res.resumed_files), "seed": scone.like_seed,
+        "folder": dg.MetadataValue.path(str(res.folder)),
+    }
+    png = _redshift_png(model.z, res.head_files, root / "redshifts.png")
+    if png is not None:
+        metadata["redshifts"] = _png_md(png, "redshifts: survey data vs like simulation")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(group_name=GROUP, kinds={"tensorflow"}, deps=[like_simulation],
+          description="GP heatmaps of the like simulation, on the train config's grid.")
+def like_heatmaps(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.MaterializeResult:
+    from scone_assets.heatmaps.run import make_heatmaps
+
+    cfg = like_config(scone)
+    try:
+        run = make_heatmaps(cfg, backend=scone.gp_backend, jobs=scone.jobs, progress=False)
+    except Exception as exc:  # the library's message, in the run's log and the failure
+        raise dg.Failure(description=f"like_heatmaps: {exc}") from exc
+    for r in run.results:
+        context.log.info(f"{r.status} {r.unit} [{r.heatmap_set}]: {r.written} heatmaps, "
+                         f"skipped {r.skipped}")
+    if not run.ok:
+        raise dg.Failure(description="; ".join(f"like_heatmaps {r.unit} [{r.heatmap_set}]: "
+                                               f"{r.error or r.bad_files or r.skipped}"
+                                               for r in run.results if not r.ok))
+    skipped: dict[str, int] = {}
+    for r in run.results:
+        for k, v in r.skipped.items():
+            skipped[k] = skipped.get(k, 0) + v
+    for r in run.results:
+        scone.push(r.folder)
+    return dg.MaterializeResult(metadata={
+        "written": sum(r.written for r in run.results), "skipped": dg.MetadataValue.json(skipped),
+        "sets": ", ".join(sorted({r.heatmap_set for r in run.results})),
+        "units": dg.MetadataValue.json(sorted({r.unit for r in run.results})),
+        "folder": dg.MetadataValue.path(cfg.heatmaps_path)})
+
+
+def _like_catalogs(cfg: SconeConfig) -> dict:
+    """One catalog per heatmap set, of the current simulation's units only (a store may
+    still hold units of an earlier, larger one)."""
+    from scone_assets.heatmaps import store
+    from scone_assets.heatmaps.run import heatmap_sets
+    from scone_assets.snana.read import discover
+
+    units = discover(cfg).units
+    out = {}
+    for name, _ in heatmap_sets(cfg):
+        folders = [store.unit_folder(cfg.heatmaps_path, name, u.key) for u in units]
+        missing = [f for f in folders if store.read_unit_record(f) is None]
+        if missing or not folders:
+            where = ", ".join(map(str, missing)) or "any unit"
+            raise dg.Failure(f"like_heatmaps are not materialized for {where}")
+        out[name] = store.load_catalog(folders)
+    return out
+
+
+@dg.asset(group_name=GROUP, kinds={"tensorflow", "keras"}, deps=[like_heatmaps],
+          description="SCONE's CNN trained on the like simulation only, as `scone train` trains: "
+                      "the model made for the survey data.")
+def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.MaterializeResult:
+    from scone_assets.model.train import default_model_dir, train
+
+    cfg = like_config(scone)
+    made_for = _made_for(scone)
+    catalogs = _like_catalogs(cfg)
+    band_to_wave: dict = {}
+    for cat in catalogs.values():
+        band_to_wave.update(cat.band_to_wave)
+    out = default_model_dir(cfg)
+    try:
+        metrics = train(cfg, catalogs, out, band_to_wave=band_to_wave, progress=False, force=True)
+    except ConfigError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    scone.push(out)
+    t = metrics["test"]
+    return dg.MaterializeResult(metadata={
+        "survey": made_for["survey"],
+        "survey_partitions": dg.MetadataValue.json(made_for["partitions"]),
+        "survey_model": made_for["survey_model"],
+        "trained_on": f"{made_for['n']} like-simulated light curves",
+        "model_dir": dg.MetadataValue.path(str(out)), "epochs": cfg.num_epochs,
+        "accuracy": float(t["accuracy"]), "auc": float(t["auc"]), "n_test": int(t["n"]),
+        "roc": _png_md(out / "roc.png", "ROC (like simulation test set)")})
+
+
+@dg.asset(partitions_def=snana_partitions, group_name=GROUP,
+          io_manager_key="parquet_io_manager", kinds={"pandas", "csv"},
+          ins={"heatmaps": dg.AssetIn()}, deps=[like_model],
+          description="Predictions of one survey-data partition by the model made for that survey.")
+def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
+                     heatmaps: HeatmapSet) -> dg.Output[pd.DataFrame]:
+    from scone_assets.model.predict import predict
+    from scone_assets.model.train import default_model_dir
+
+    role, unit = split_key(context.partition_key)
+    if role != "predict":
+        raise dg.Failure(f"{context.partition_key} is a training partition; like predictions are "
+                         "made for 'predict:' partitions (the survey data)")
+    model_dir = default_model_dir(like_config(scone))
+    if not scone.pull(model_dir):
+        raise dg.Failure(f"like_model has not been materialized yet (no model in {model_dir})")
+    made_for = _made_for(scone)
+    cfg = scone.config("predict")
+    target = like_root(scone) / "predictions" / f"{unit}.csv"
+    try:
+        table = predict(cfg, heatmaps.catalog(), model_dir, target)
+    except ConfigError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    scone.push(target)
+    in_survey = context.partition_key in made_for["partitions"]
+    if not in_survey:  # data that landed after the model: said, not hidden
+        context.log.warning(f"{context.partition_key} was not in the survey data the like model "
+                            f"was made from ({', '.join(made_for['partitions'])}); like_sensor "
+                            "retrains it")
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("like_model"))
+    return dg.Output(table, metadata={
+        "light_curves": len(table), "file": dg.MetadataValue.path(str(target)),
+        "model_dir": dg.MetadataValue.path(str(model_dir)), "model_survey": made_for["survey"],
+        "model_run_id": event.run_id if event else "unknown",
+        "partition_in_model_survey": in_survey})

@@ -1,0 +1,135 @@
+"""The survey_like flow in the code location: real survey data (a subset of yse_dev, no labels)
+as a 'predict:' partition -> a simulation like it -> heatmaps -> model -> predictions, on a
+real instance; the lineage, the sensor, and too little data failing with the library's message."""
+
+import json
+import shutil
+
+import dagster as dg
+import pandas as pd
+from conftest import shared
+
+from scone_assets.definitions import build_defs
+from scone_assets.defs.partitions import PARTITIONS_NAME
+from scone_assets.defs.sensors import like_sensor
+
+LIKE_ASSETS = ["like_simulation", "like_heatmaps", "like_model"]
+GRID = "num_mjd_bins: 60\n"  # a coarser time grid keeps the test short; the same for both roles
+
+
+def _platform(root, n_survey: int, **sizes):
+    """Configs over a copy of `n_survey` yse_dev light curves (labels.csv left behind)."""
+    data = root / "data" / "YSE"
+    data.mkdir(parents=True)
+    for f in sorted(shared("yse_dev").glob("*.snana.dat"))[:n_survey]:
+        shutil.copy(f, data / f.name)
+    (root / "train.yml").write_text(f"input_path: {root / 'sims'}\nnum_epochs: 40\nseed: 2\n{GRID}")
+    model = root / "out" / "train" / "trained_model"
+    (root / "predict.yml").write_text(f"input_path: {data}\nmode: predict\n"
+                                      f"trained_model: {model}\n{GRID}")
+    defs = build_defs(str(root / "train.yml"), str(root / "predict.yml"), str(root / "out"), jobs=1,
+                      **sizes)
+    instance = dg.DagsterInstance.ephemeral()
+    key = "predict:YSE__text_0000"
+    instance.add_dynamic_partitions(PARTITIONS_NAME, [key])
+    return defs, instance, key
+
+
+def materialize(defs, instance, selection, partition_key=None, raise_on_error=True):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(instance=instance,
+                                  asset_selection=[dg.AssetKey(s) for s in selection],
+                                  partition_key=partition_key, raise_on_error=raise_on_error)
+
+
+def meta(instance, asset: str, partition: str | None = None) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if partition is not None:
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
+        event = next(r.event_log_entry for r in records if r.partition_key == partition)
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_the_like_flow_is_in_the_code_location_with_its_lineage():
+    from scone_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {*LIKE_ASSETS, "like_predictions"} <= keys and "trained_model" in keys
+    model = dg.AssetKey("like_model")
+    assert graph.get(model).group_name == "survey_like"
+    ancestors: set[str] = set()
+    todo = [model]
+    while todo:  # every asset upstream of like_model
+        for parent in graph.get(todo.pop()).parent_keys:
+            if parent.to_user_string() not in ancestors:
+                ancestors.add(parent.to_user_string())
+                todo.append(parent)
+    assert ancestors == {"like_heatmaps", "like_simulation", "snana_files"}
+    preds = {k.to_user_string() for k in graph.get(dg.AssetKey("like_predictions")).parent_keys}
+    assert preds == {"heatmaps", "like_model"}  # the survey's own heatmaps, by the like model
+    assert defs.resolve_job_def("like_job") and defs.resolve_job_def("like_predict_job")
+    assert defs.resolve_sensor_def("like_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
+    defs, instance, key = _platform(tmp_path, 40, like_n=300, like_num_epochs=2)
+    scone = defs.resources["scone"]
+    assert materialize(defs, instance, ["snana_files", "heatmaps"], key).success
+    survey_heatmaps = meta(instance, "heatmaps", key)["written"]
+    assert survey_heatmaps == 40
+
+    # new survey heatmaps: the sensor asks for one like_job run, then nothing until there is news
+    first = like_sensor(dg.build_sensor_context(instance=instance, resources={"scone": scone}))
+    assert [r.job_name for r in first.run_requests] == ["like_job"]
+    assert json.loads(first.run_requests[0].tags["scone/new_survey_partitions"]) == [key]
+    quiet = like_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert not quiet.run_requests
+
+    assert materialize(defs, instance, LIKE_ASSETS).success
+    sim = meta(instance, "like_simulation")
+    assert sim["simulated"] == 300 and sim["survey"] == "YSE" and sim["survey_objects"] == 40
+    assert sim["survey_partitions"] == [key]
+    counts = dict(line.strip("| ").split(" | ") for line in sim["types"].splitlines()[2:])
+    assert sum(map(int, counts.values())) == 300 and "SNIa" in counts and len(counts) >= 2
+    assert f"--like sources: {key}" in sim["taken_from_the_data"]
+    assert "types, spectroscopic classes and other classifiers' outputs in the data: not read" \
+        in sim["taken_from_the_data"]
+    assert "redshifts" in sim  # the data vs simulation picture
+    heat = meta(instance, "like_heatmaps")
+    assert heat["written"] + sum(heat["skipped"].values()) == 300 and heat["written"] >= 250
+    model = meta(instance, "like_model")
+    assert model["survey"] == "YSE" and model["survey_partitions"] == [key] and model["epochs"] == 2
+    assert model["trained_on"] == "300 like-simulated light curves"
+    assert model["n_test"] > 0 and 0.0 <= model["accuracy"] <= 1.0
+
+    # a new like model: predictions of every survey partition are requested
+    after = like_sensor(dg.build_sensor_context(instance=instance, cursor=quiet.cursor))
+    requested = [(r.job_name, r.partition_key) for r in after.run_requests]
+    assert requested == [("like_predict_job", key)]
+
+    assert materialize(defs, instance, ["like_predictions"], key).success
+    pred = meta(instance, "like_predictions", key)
+    assert pred["light_curves"] == 40 and pred["model_survey"] == "YSE"
+    assert pred["partition_in_model_survey"]
+    model_run = instance.get_latest_materialization_event(dg.AssetKey("like_model")).run_id
+    assert pred["model_run_id"] == model_run
+    table = pd.read_csv(pred["file"], dtype={"SNID": str})
+    assert len(table) == 40 and table.SNID.is_unique and table.PROB_SCONE.between(0, 1).all()
+    assert pred["model_dir"] == str(scone.local_root() / "like" / "trained_model")
+
+
+def test_too_little_survey_data_fails_with_the_library_message(tmp_path):
+    defs, instance, key = _platform(tmp_path, 10, like_n=50)
+    res = materialize(defs, instance, ["like_simulation"], raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data)
+    assert "at least 20 light curves" in message and "gave 10" in message and key in message
+
+
+def test_the_model_needs_its_simulation_first(tmp_path):
+    defs, instance, _ = _platform(tmp_path, 20, like_n=50)
+    res = materialize(defs, instance, ["like_model"], raise_on_error=False)
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "like_simulation has not been materialized yet" in str(failure.event_specific_data)
