@@ -16,11 +16,10 @@ if TYPE_CHECKING:
 def predict_stream(model, catalog: HeatmapCatalog, snids: set[str] | None, with_z: bool, batch: int,
                    verbose: bool = False):
     """Batches from the shards through the model; memory stays flat. `verbose` shows
-    progress with rate, ETA and resident memory. A list of models (an ensemble's members)
-    gives the mean of their probabilities."""
-    models = list(model) if isinstance(model, list | tuple) else [model]
-    out_snid, out_type, probs = predict_members(models, catalog, snids, with_z, batch, verbose)
-    return out_snid, out_type, probs.mean(axis=0)
+    progress with rate, ETA and resident memory. An ensemble comes as one callable
+    (`folder.averaged`)."""
+    out_snid, out_type, probs = predict_members([model], catalog, snids, with_z, batch, verbose)
+    return out_snid, out_type, probs[0]
 
 
 def predict_members(models: list, catalog: HeatmapCatalog, snids: set[str] | None, with_z: bool, batch: int,
