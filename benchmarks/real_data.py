@@ -2,7 +2,7 @@
 classify the real light curves, score them against their spectroscopic types.
 
     .venv/bin/python benchmarks/real_data.py [--n 4000] [--epochs 40] [--work /tmp/scone_real]
-        [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3']
+        [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3'] [--redshift no]
 
 For each real set (yse_dev: typed YSE DR1 light curves; LOWZ_REAL: real SNe Ia) and with
 and without redshift, it runs the commands a user would:
@@ -13,7 +13,8 @@ and without redshift, it runs the commands a user would:
 
 and scores `predictions.csv` with the set's labels (validation only: nothing is fitted on
 them). `--extra-config` is YAML appended to each train config (e.g. `ensemble_size: 3`,
-`lr_schedule: cosine`). Prints one JSON line per run and writes them to
+`lr_schedule: cosine`, `augment_copies: 2`); `--redshift no` or `yes` runs one of the two
+trainings. Prints one JSON line per run and writes them to
 <work>/real_data.json.
 """
 
@@ -91,6 +92,7 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
             "skipped": int(len(skipped)), "sim_test_accuracy": test["accuracy"], "sim_test_auc": test["auc"],
             "temperature": metrics.get("calibration", {}).get("temperature"),
             "extra_config": extra.strip(),
+            "augmented_used": metrics.get("augmentation", {}).get("used", 0),
             "sim_test_members": [(m["test"]["accuracy"], m["test"]["auc"])
                                  for m in metrics.get("ensemble", {}).get("members", [])],
             "minutes": {"simulate": t_sim / 60, "train": t_train / 60, "predict": t_pred / 60}}
@@ -103,13 +105,15 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/scone_real")
     ap.add_argument("--sets", default="yse_dev,LOWZ_REAL")
     ap.add_argument("--extra-config", default="", help="YAML lines appended to each train config")
+    ap.add_argument("--redshift", choices=("both", "no", "yes"), default="both",
+                    help="train without redshift, with it, or both (default)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     paths = {"yse_dev": SHARED / "yse_dev", "LOWZ_REAL": SHARED / "snana_fits" / "LOWZ_REAL"}
     results = []
     for name in args.sets.split(","):
-        for with_z in (False, True):
+        for with_z in {"both": (False, True), "no": (False,), "yes": (True,)}[args.redshift]:
             res = one(name, paths[name], work, args.n, args.epochs, with_z, args.extra_config)
             print(json.dumps(res), flush=True)
             results.append(res)

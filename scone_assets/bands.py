@@ -27,8 +27,14 @@ SURVEY_BANDS: dict[str, dict[str, float]] = {
     "ZTF": {"g": 4746.0, "r": 6366.0, "i": 7829.0},
     # Young Supernova Experiment DR1 (Aleo et al. 2023): Pan-STARRS1 griz, ZTF g and r as X and Y.
     "YSE": {"g": 4866.0, "r": 6215.0, "i": 7545.0, "z": 8679.0, "X": 4746.0, "Y": 6366.0},
+    # Nancy Grace Roman Space Telescope (NGRST, formerly WFIRST): SCONE's table, from
+    # create_heatmaps/helpers.py `get_band_to_wave` (survey NGRST/ROMAN/WFIRST; K added
+    # by R. Kessler 4.2024), letters R Z Y J H F K for the F062 ... F213 filters.
+    "NGRST": {"R": 6296.73, "Z": 8744.77, "Y": 10653.88, "J": 12975.72, "H": 15848.21, "F": 18475.41,
+              "K": 21255.00},
 }
-SURVEY_ALIASES = {"PS1MD": "PS1", "PANSTARRS": "PS1", "FOUNDATION": "PS1", "LSST_WFD": "LSST"}
+SURVEY_ALIASES = {"PS1MD": "PS1", "PANSTARRS": "PS1", "FOUNDATION": "PS1", "LSST_WFD": "LSST",
+                  "ROMAN": "NGRST", "WFIRST": "NGRST"}
 
 # Filter letters of common photometric systems (Bessell 1990 UBVRI; SDSS ugriz;
 # CSP natural-system V variants o/m/n; 2MASS/CSP YJHK), for full names like `CSP-r`.
@@ -61,6 +67,9 @@ def survey_table(survey: str | None) -> dict[str, float] | None:
     for name, table in SURVEY_BANDS.items():
         if key.startswith(name):
             return table
+    for alias, name in SURVEY_ALIASES.items():  # ROMAN_HLTDS, WFIRST_DEEP, ...
+        if key.startswith(alias):
+            return SURVEY_BANDS[name]
     return None
 
 

@@ -15,7 +15,7 @@ from scone_assets.heatmaps import HeatmapError
 from scone_assets.locking import FolderBusy
 from scone_assets.outcome import Exit, Terminated
 from scone_assets.simulate.classes import SimulationError
-from scone_assets.snana.model import SnanaReadError
+from scone_assets.snana.lightcurves import SnanaReadError
 
 log = logging.getLogger("scone")
 
@@ -72,10 +72,10 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
 
     config = load_config(args.config_path, **_overrides(args))
     run = make_heatmaps(config, backend=args.backend, jobs=args.jobs, force=args.force)
-    return _report_heatmaps(run, config)
+    return report_heatmaps(run, config)
 
 
-def _report_heatmaps(run, config) -> int:
+def report_heatmaps(run, config) -> int:
     """One line per unit and set, then every problem by name; the exit code says if any."""
     from scone_assets.heatmaps.store import describe_duplicates
 
@@ -119,14 +119,14 @@ def _overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def _catalogs(config):
+def heatmap_catalogs(config):
     from scone_assets.heatmaps.run import heatmap_sets
     from scone_assets.heatmaps.store import load_catalogs
 
     return load_catalogs(config.heatmaps_path, [name for name, _ in heatmap_sets(config)])
 
 
-def _band_map(catalogs) -> dict:
+def merged_band_map(catalogs) -> dict:
     merged: dict = {}
     for cat in catalogs.values():
         merged.update(cat.band_to_wave)
@@ -137,9 +137,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from scone_assets.model.train import default_model_dir, train
 
     config = load_config(args.config_path, **_overrides(args))
-    catalogs = _catalogs(config)
+    catalogs = heatmap_catalogs(config)
     out = default_model_dir(config)
-    metrics = train(config, catalogs, out, band_to_wave=_band_map(catalogs), force=args.force)
+    metrics = train(config, catalogs, out, band_to_wave=merged_band_map(catalogs), force=args.force)
     t = metrics["test"]
     print(f"trained model: {out}")
     print(f"test set: {t['n']} light curves, accuracy {t['accuracy']:.3f}, AUC {t['auc']:.3f}, "
@@ -153,8 +153,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     config = load_config(args.config_path, **_overrides(args))
     if not config.trained_model:
         raise ConfigError("predict needs trained_model (a model folder from `scone train`)")
-    catalogs = _catalogs(config)
-    path = Path(config.output_predict_file or Path(config.effective_output_path()) / "predictions.csv")
+    catalogs = heatmap_catalogs(config)
+    path = config.predictions_file()
     for name, catalog in catalogs.items():
         # one file per early truncation: each holds one row per object
         out = path if len(catalogs) == 1 else path.with_name(f"{path.stem}_{name}{path.suffix}")
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return Exit.PARTIAL
     except OSError as exc:  # a full disk, a permission: the file and the reason, not a traceback
-        _fail(exc, verbose, prefix=_os_error_text(exc))
+        _fail(exc, verbose, prefix=os_error_text(exc))
         return Exit.PARTIAL
     except KeyboardInterrupt:
         print(f"scone {args.command}: interrupted; finished work is kept, temporary files removed",
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.TERMINATED
 
 
-def _os_error_text(exc: OSError) -> str:
+def os_error_text(exc: OSError) -> str:
     import errno
 
     where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""

@@ -13,8 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scone_assets.yaml_file import read_mapping
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,41 @@ class UnknownConfigKeyWarning(UserWarning):
 def expand(path: str) -> str:
     """Expand `$VARS` and `~` as SCONE users expect in every path key."""
     return os.path.expanduser(os.path.expandvars(str(path)))
+
+
+# SCONE keys that make no sense here, accepted with a one-line note saying why
+NOT_APPLICABLE: dict[str, str] = {
+    "ids_path": "training and test SNIDs are chosen from the heatmaps and written to the model's split.csv",
+    "has_ids": "heatmaps always carry their SNIDs",
+    "save_to_json": "there is no data_cuts step whose results would need saving",
+    "from_json": "there is no data_cuts step to resume",
+    "enable_dynamic_batch_size": "batch sizes are fixed by batch_size; loading streams when it must",
+    "enable_model_quantization": "the network is small; predictions use it unquantized",
+    "quantization_method": "the network is small; predictions use it unquantized",
+    "enable_disk_caching": "heatmaps are stored once in the heatmap store and reused from there",
+    "disk_cache_dir": "heatmaps are stored once in the heatmap store and reused from there",
+    "ultra_low_memory_mode": "memory is bounded by streaming (force_streaming, streaming_threshold)",
+    "memory_target_gb": "memory is bounded by streaming (force_streaming, streaming_threshold)",
+    "dry_run_mode": "use `scone inspect` to see what a config would read",
+    "debug_pause_mode": "a memory-inspection pause for SCONE's loaders, which this project does not have",
+    "pause_duration": "a memory-inspection pause for SCONE's loaders, which this project does not have",
+    "scone_dir": "the code is the installed package; run.py finds the project beside itself",
+    "SCONE_DIR": "the code is the installed package; run.py finds the project beside itself",
+    "sim_fraction": "Pippin's obsolete key; use prescale_heatmaps or nevt_select_heatmaps",
+    "types": "the classes are the types found in the heatmaps, named by sn_type_id_to_name",
+    "external_test_sets": "SCONE's legacy out-of-distribution tests; run predict mode on each test set instead",
+    "heatmaps_logfile": "heatmap progress goes to the job's log (output.log under Slurm)",
+    "heatmaps_donefile": "one job makes heatmaps and the model: its done.txt in output_path says how both went",
+}
+# SCONE keys refused: honouring them would change what is trained on, and ignoring them would too
+REFUSED: dict[str, str] = {
+    "heatmaps_paths": "training on several heatmap folders is not supported: list every input in "
+                      "input_data_paths and let one heatmaps_path hold their heatmaps",
+}
+
+
+def _bad_pair(v: Any) -> Any:
+    raise ValueError("expected one positive number, or two as 'Ia,nonIa'")
 
 
 class SconeConfig(BaseModel):
@@ -79,7 +115,8 @@ class SconeConfig(BaseModel):
     duplicate_snids: Literal["error", "first", "drop"] = "error"
     # temperature scaling of the output probabilities, fitted on the validation objects
     calibrate: bool = True
-    # with_z models on data without REDSHIFT_FINAL: refuse, or feed SCONE's -9 placeholder
+    # with_z models on data with no redshift (REDSHIFT_FINAL, else HOSTGAL_SPECZ, else HOSTGAL_PHOTOZ):
+    # refuse, or feed SCONE's -9 placeholder
     missing_redshift: Literal["error", "placeholder"] = "error"
     # learning rate per epoch: SCONE's constant 5e-5; cosine decay over num_epochs; or halved
     # (lr_plateau_factor) after lr_plateau_patience epochs without a val_loss gain
@@ -88,6 +125,36 @@ class SconeConfig(BaseModel):
     lr_plateau_patience: int = Field(5, ge=1)
     # members trained with seeds seed, seed+1, ... on one split; predictions average them
     ensemble_size: int = Field(1, ge=1)
+    # augmentation for what a simulation cannot know exactly about the data it is made for
+    # (heatmaps/augment.py): extra heatmaps per training light curve, in the heatmap set
+    # `augmented`, used for training-split objects only; 0 = none (no set is made)
+    augment_copies: int = Field(0, ge=0)
+    # each copy drops a share ~ U(0, this) of the observations (a sparser cadence, lost nights)
+    augment_drop_fraction: float = Field(0.3, ge=0, lt=1)
+    # each copy scales FLUXCALERR by s ~ U(lo, hi) and adds the matching noise to FLUXCAL
+    # (a shallower survey or worse nights than simulated); [1, 1] leaves errors as they are
+    augment_error_scale: tuple[float, float] = (1.0, 2.0)
+    # each copy shifts the PEAKMJD its window is centred on by U(-d, d) days: real data's PEAKMJD
+    # is an estimate (YSE's is its brightest observation), a simulation's the true peak +- 1 day
+    augment_peak_shift_days: float = Field(3.0, ge=0)
+
+    # training-set selection, SCONE's meaning (issue: Pippin drop-in)
+    snid_select_files: list[str] | None = None  # FITRES (or SIMGEN DUMP) files: keep only the SNIDs they list
+    prescale_heatmaps: tuple[int, int] | None = None  # (Ia, nonIa): keep SNID % prescale == 0; train mode only
+    nevt_select_heatmaps: tuple[int, int] | None = None  # (Ia, nonIa) wanted: the prescales that give them
+    Ia_fraction: float | Literal["categorical"] | None = None  # SN Ia share of the training set
+    categorical_min_per_type: int | None = Field(None, ge=1)  # classes with fewer are dropped
+    categorical_max_per_type: int | None = Field(None, ge=1)  # classes with more are drawn down to this
+
+    # Slurm, as SCONE's run.py submits (read by the root run.py, not by `scone`)
+    sbatch_job_name: str | None = None
+    sbatch_template_default: str | None = None
+    sbatch_template_train: str | None = None
+    sbatch_mem: float | str | None = None  # GB as a number, or a Slurm size ("20G")
+    sbatch_ncore_heatmaps: int | None = Field(None, ge=1)
+    sbatch_walltime: str | None = None
+    init_env_train: str | None = None
+    init_env_heatmaps: str | None = None
 
     # performance and loading (SCONE's documented defaults)
     enable_balanced_mode: bool = True
@@ -110,7 +177,53 @@ class SconeConfig(BaseModel):
     def _expand_path(cls, v: str | None) -> str | None:
         return expand(v) if v is not None else None
 
-    @field_validator("metadata_paths", "lcdata_paths", "input_data_paths", mode="before")
+    @field_validator("sbatch_template_default", "sbatch_template_train")
+    @classmethod
+    def _expand_template(cls, v: str | None) -> str | None:
+        return expand(v) if v is not None else None
+
+    @field_validator("prescale_heatmaps", "nevt_select_heatmaps", mode="before")
+    @classmethod
+    def _per_class(cls, v: Any) -> Any:
+        """SCONE writes `10` (both classes) or `"20,10"` (Ia, nonIa)."""
+        if v is None or isinstance(v, tuple | list):
+            return tuple(v) if v is not None and len(v) == 2 else (v if v is None else _bad_pair(v))
+        parts = [p.strip() for p in str(v).split(",") if p.strip()]
+        try:
+            nums = [int(float(p)) for p in parts]
+        except ValueError:
+            return _bad_pair(v)
+        if len(nums) == 1:
+            nums *= 2
+        if len(nums) != 2 or min(nums) < 1:
+            return _bad_pair(v)
+        return tuple(nums)
+
+    @field_validator("augment_error_scale", mode="before")
+    @classmethod
+    def _error_scale(cls, v: Any) -> Any:
+        """[lo, hi] with 1 <= lo <= hi: errors can only grow (added noise cannot be taken away)."""
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            v = (v, v)
+        try:
+            lo, hi = (float(x) for x in v)
+        except (TypeError, ValueError):
+            raise ValueError("expected two numbers [lo, hi] with 1 <= lo <= hi") from None
+        if not 1 <= lo <= hi:
+            raise ValueError("expected [lo, hi] with 1 <= lo <= hi (errors can only be scaled up)")
+        return (lo, hi)
+
+    @field_validator("Ia_fraction", mode="before")
+    @classmethod
+    def _ia_fraction(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "categorical":
+            return "categorical"
+        if v is not None and not (isinstance(v, int | float) and 0 < float(v) < 1):
+            raise ValueError("expected a fraction between 0 and 1 (SCONE: 0.5 for a balanced binary split) "
+                             "or 'categorical'")
+        return v
+
+    @field_validator("metadata_paths", "lcdata_paths", "input_data_paths", "snid_select_files", mode="before")
     @classmethod
     def _path_list(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -130,7 +243,12 @@ class SconeConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> SconeConfig:
         extra = sorted((self.model_extra or {}).keys())
-        for key in extra:
+        refused = [k for k in extra if k in REFUSED]
+        if refused:
+            raise ValueError("; ".join(f"{k}: {REFUSED[k]}" for k in refused))
+        for key in [k for k in extra if k in NOT_APPLICABLE]:
+            log.info("config key %s is accepted and has no effect here: %s", key, NOT_APPLICABLE[key])
+        for key in [k for k in extra if k not in NOT_APPLICABLE]:
             warnings.warn(
                 f"unknown config key {key!r} is ignored (check its spelling)",
                 UnknownConfigKeyWarning,
@@ -147,6 +265,9 @@ class SconeConfig(BaseModel):
             raise ValueError(
                 f"train_proportion + val_proportion = {self.train_proportion + self.val_proportion:g} > 1"
             )
+        if self.heatmaps_path is None and self.output_path:
+            # SCONE's default; set without re-validating (validate_assignment would recurse)
+            object.__setattr__(self, "heatmaps_path", str(Path(self.output_path) / "heatmaps"))
         if self.mode == "predict" and not self.trained_model:
             raise ValueError("mode: predict needs trained_model (a model folder)")
         return self
@@ -163,6 +284,14 @@ class SconeConfig(BaseModel):
         if isinstance(self.early_lightcurves, list):
             return [float(x) for x in self.early_lightcurves]
         return []
+
+    def predictions_file(self) -> Path:
+        """`output_predict_file`, under output_path when it names no folder (SCONE's meaning);
+        default output_path/predictions.csv."""
+        name = self.output_predict_file or "predictions.csv"
+        if os.sep in name or (os.altsep and os.altsep in name):
+            return Path(name)
+        return Path(self.effective_output_path()) / name
 
     def effective_output_path(self) -> str:
         if self.output_path:
@@ -194,16 +323,6 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> SconeConfi
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> SconeConfig:
     """Read a SCONE YAML config; `overrides` (CLI flags) win over the file."""
     path = Path(expand(str(path)))
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a YAML mapping of keys to values "
-                          f"(its top level is a {type(data).__name__})")
+    data = read_mapping(path, ConfigError)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return config_from_dict(data, str(path))

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages some tests need: chromium (the Dagster UI test), slurm-wlm and munge
-# (the Slurm launcher tests start a one-node cluster). As root they are
+# (the Slurm launcher tests start a one-node cluster), postgresql (its server binaries under
+# /usr/lib/postgresql/<version>/bin: the cluster tests start a real Postgres for the
+# instance's storage; the package's own service is not used). As root they are
 # installed with apt-get when missing; otherwise the tests that need them skip with the
 # reason. Under CI (CI=true) a failed install fails the run.
 set -euo pipefail
-PACKAGES=(${SCONE_SYSTEM_PACKAGES:-chromium fonts-dejavu-core slurm-wlm munge})
+PACKAGES=(${SCONE_SYSTEM_PACKAGES:-chromium fonts-dejavu-core slurm-wlm munge postgresql})
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

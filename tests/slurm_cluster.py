@@ -1,18 +1,29 @@
 """A one-node Slurm cluster on this machine, for tests: munged, slurmctld and slurmd with a
 generated slurm.conf (the node's real CPUs and memory, proctrack/linuxproc, task/none,
-state and logs in a temporary folder), stopped afterwards by process id."""
+state and logs in a temporary folder), stopped afterwards by process id.
+
+Also what the launcher tests share: `running_cluster` (a module fixture's body: skips with the
+reason when Slurm is missing, fails under CI), `sh`, `launch` (a `dagster job launch`) and
+`dagster_platform` (registers the partitions, runs `dagster-daemon run` in its own process
+group and points this process at the instance)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def missing_binaries() -> list[str]:
@@ -96,6 +107,21 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
             time.sleep(2)
         raise RuntimeError(f"Slurm did not come up: {(r / 'log' / 'slurmctld.log').read_text()[-2000:]}")
 
+    def jobs(self) -> list[str]:
+        """Ids of the jobs Slurm still lists (pending, running or completing)."""
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], env=os.environ | self.env, capture_output=True,
+                             text=True, timeout=60)
+        return out.stdout.split() if out.returncode == 0 else []
+
+    def cancel_all(self, timeout: float = 90) -> None:
+        """scancel every job and wait until Slurm lists none, so no job outlives the tests."""
+        ids = self.jobs()
+        if ids:
+            subprocess.run(["scancel", *ids], env=os.environ | self.env, capture_output=True, timeout=60)
+        deadline = time.time() + timeout
+        while self.jobs() and time.time() < deadline:
+            time.sleep(1)
+
     def stop(self) -> None:
         for pid_file in (self.root / "slurmd.pid", self.root / "slurmctld.pid", self.root / "munge" / "munged.pid"):
             try:
@@ -109,3 +135,78 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
                     time.sleep(0.2)
                 except OSError:
                     break
+
+
+def running_cluster(tmp_path_factory) -> Iterator[SlurmCluster]:
+    """The body of a module-scoped `cluster` fixture: a started cluster, its jobs cancelled and
+    its daemons stopped afterwards."""
+    import pytest
+
+    missing = missing_binaries()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Slurm tests, but {', '.join(missing)} are missing (scripts/system_deps.sh)")
+        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing; make test installs it as root)")
+    c = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    try:
+        yield c
+    finally:
+        with contextlib.suppress(Exception):
+            c.cancel_all()
+        c.stop()
+
+
+def sh(args, env, timeout: float = 300):
+    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{args}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+    return res
+
+
+def launch(env, key, tags=None, config=None, job: str = "heatmaps_job"):
+    args = [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets", "-j", job,
+            "--tags", json.dumps({"dagster/partition": key, **(tags or {})})]
+    if config:
+        args += ["--config-json", json.dumps(config)]
+    return sh(args, env)
+
+
+@contextlib.contextmanager
+def dagster_platform(cluster: SlurmCluster, home: Path, env: Mapping[str, str], train_config: Path,
+                     process_env: tuple[str, ...] = (), daemon_log: Path | None = None):
+    """Registers `train_config`'s partitions, starts `dagster-daemon run` (queue, run monitoring,
+    run retries) in its own process group, and points this process at the instance in `home`
+    (DAGSTER_HOME, SLURM_CONF and the `process_env` variables, restored afterwards); yields the
+    instance. The daemon's group is stopped at the end."""
+    import dagster as dg
+
+    sh([str(BIN / "scone"), "register", "--config_path", str(train_config)], env)
+    out = open(daemon_log, "w") if daemon_log else subprocess.DEVNULL  # noqa: SIM115
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                              stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    keys = ("DAGSTER_HOME", "SLURM_CONF", *process_env)
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys})
+    instance = None
+    try:
+        instance = dg.DagsterInstance.get()
+        yield instance
+    finally:
+        if instance is not None:
+            instance.dispose()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # the daemon's code server, if it lingers
+            os.killpg(daemon.pid, signal.SIGKILL)
+        if daemon_log:
+            out.close()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

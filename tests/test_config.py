@@ -101,3 +101,51 @@ def test_bad_files(tmp_path):
     bad.write_text("num_epochs: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_scone_selection_and_slurm_keys_have_scones_meaning(tmp_path, caplog, monkeypatch):
+    """prescale/nevt as SCONE writes them, heatmaps_path and output_predict_file defaults,
+    SCONE's memory knobs accepted with a note naming them, an unknown key still warned."""
+    import logging
+
+    monkeypatch.setenv("TEMPLATES", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="scone_assets.config"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        c = config_from_dict({
+            "output_path": str(tmp_path / "out"), "prescale_heatmaps": "20,10", "nevt_select_heatmaps": 500,
+            "Ia_fraction": 0.5, "output_predict_file": "pred.csv", "sbatch_template_train": "$TEMPLATES/t.sh",
+            "sbatch_job_name": "LSST__scone", "ultra_low_memory_mode": True, "has_ids": True, "num_epoch": 3})
+    assert c.prescale_heatmaps == (20, 10) and c.nevt_select_heatmaps == (500, 500)
+    assert c.heatmaps_path == str(tmp_path / "out" / "heatmaps")
+    assert c.predictions_file() == tmp_path / "out" / "pred.csv"
+    assert c.sbatch_template_train == str(tmp_path / "t.sh")
+    notes = [r.getMessage() for r in caplog.records]
+    assert any("ultra_low_memory_mode is accepted and has no effect" in n for n in notes)
+    assert any("has_ids is accepted" in n for n in notes)
+    unknown = [str(x.message) for x in w if issubclass(x.category, UnknownConfigKeyWarning)]
+    assert unknown == ["unknown config key 'num_epoch' is ignored (check its spelling)"]
+    assert config_from_dict({"output_predict_file": "/elsewhere/p.csv", "output_path": "/o"}
+                            ).predictions_file().as_posix() == "/elsewhere/p.csv"
+    assert config_from_dict({"Ia_fraction": "categorical"}).Ia_fraction == "categorical"
+    for bad, key in (({"prescale_heatmaps": "a,b"}, "prescale_heatmaps"), ({"prescale_heatmaps": "1,2,3"},
+                     "prescale_heatmaps"), ({"nevt_select_heatmaps": 0}, "nevt_select_heatmaps"),
+                     ({"Ia_fraction": 1.5}, "Ia_fraction")):
+        with pytest.raises(ConfigError, match=key):
+            config_from_dict(bad)
+
+
+def test_heatmaps_paths_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="heatmaps_paths: training on several heatmap folders"):
+        config_from_dict({"heatmaps_paths": ["/a/heatmaps", "/b/heatmaps"]})
+
+
+def test_readme_names_every_accepted_and_refused_scone_key():
+    """The Pippin section of the README lists what a SCONE user's keys do here."""
+    from pathlib import Path
+
+    from scone_assets.config import NOT_APPLICABLE, REFUSED
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Using it from Pippin"):readme.index("## Layout")]
+    missing = [k for k in (*NOT_APPLICABLE, *REFUSED) if f"`{k}`" not in section and f"/`{k}`" not in section]
+    assert missing == []

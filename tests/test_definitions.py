@@ -25,3 +25,14 @@ def test_dg_check_defs(tmp_path):
                          timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "All definitions loaded successfully" in res.stdout + res.stderr
+
+
+def test_heatmap_yield_counts_losses_not_the_asked_for_selection():
+    from scone_assets.defs.checks import heatmap_yield
+
+    prescaled = heatmap_yield(10, {"prescale": 90, "non-positive-definite matrix": 1})
+    assert prescaled.passed and prescaled.metadata["skipped_fraction"].value == round(1 / 11, 4)
+    assert prescaled.metadata["left_out_by_selection"].value == 90
+    assert heatmap_yield(0, {"not in snid_select_files": 12}).passed  # a unit the list leaves empty
+    assert not heatmap_yield(7, {"non-positive-definite matrix": 3}).passed  # 30% lost
+    assert not heatmap_yield(0, {}).passed

@@ -18,7 +18,7 @@ from scone_assets.simulate.run import simulate
 
 GRID = {"num_wavelength_bins": 16, "num_mjd_bins": 40}
 OLD_FILES = {"model.keras", "model_meta.json", "config.yml", "history.json", "split.csv", "metrics.json",
-             *mf.PICTURES}
+             *mf.PICTURES, mf.FILTER_WAVE_FILE, mf.TRAINING_HISTORY_FILE}
 
 
 @pytest.fixture(scope="module")

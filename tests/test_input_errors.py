@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from scone_assets.cli import main
 from scone_assets.config import ConfigError, SconeConfig
-from scone_assets.snana.model import SnanaReadError
+from scone_assets.snana.lightcurves import SnanaReadError
 from scone_assets.snana.read import discover, discover_paths, load_labels, read_unit
 from scone_assets.snana.summary import format_summary, summarize
 

@@ -218,6 +218,45 @@ DES_WAVES = {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}  # as the reade
 LSST_WAVES = {"u": 3671.0, "g": 4827.0, "r": 6223.0, "i": 7546.0, "z": 8691.0, "Y": 9712.0}
 
 
+
+def test_heatmaps_take_the_host_redshift_without_redshift_final(tmp_path):
+    """with_z heatmaps: REDSHIFT_FINAL, else HOSTGAL_SPECZ, else HOSTGAL_PHOTOZ (as --like does);
+    the index says which column each object's redshift came from."""
+    from conftest import shared
+
+    from scone_assets.config import config_from_dict
+    from scone_assets.heatmaps.run import make_heatmaps
+    from scone_assets.heatmaps.store import load_catalogs
+
+    data = tmp_path / "hostz"
+    data.mkdir()
+    files = sorted(shared("yse_dev").glob("*.snana.dat"))[:6]
+    want = {}
+    for i, f in enumerate(files):
+        lines = []
+        for ln in f.read_text().splitlines():
+            if ln.startswith("SNID:"):
+                snid = ln.split()[1]
+            if ln.startswith("REDSHIFT_FINAL:") and i:
+                z, _, err = ln.split(":", 1)[1].split()[:3]
+                ln = (f"HOSTGAL_SPECZ: {z} +- {err}" if i < 4 else
+                      f"HOSTGAL_SPECZ: -9.0 +- -9.0\nHOSTGAL_PHOTOZ: {z}\nHOSTGAL_PHOTOZ_ERR: {err}")
+                want[snid] = (float(z), float(err), "HOSTGAL_SPECZ" if i < 4 else "HOSTGAL_PHOTOZ")
+            elif ln.startswith("REDSHIFT_FINAL:"):
+                z, _, err = ln.split(":", 1)[1].split()[:3]
+                want[snid] = (float(z), float(err), "REDSHIFT_FINAL")
+            lines.append(ln)
+        (data / f.name).write_text("\n".join(lines) + "\n")
+    cfg = config_from_dict({"input_path": str(data), "heatmaps_path": str(tmp_path / "h"), "survey": "YSE",
+                            "num_mjd_bins": 40, "num_wavelength_bins": 16})
+    assert make_heatmaps(cfg, jobs=1, progress=False).ok
+    index = load_catalogs(cfg.heatmaps_path, ["full"])["full"].index.set_index("SNID")
+    assert sorted(index.index) == sorted(want)
+    for snid, (z, err, col) in want.items():
+        assert (index.z[snid], index.z_err[snid], index.z_source[snid]) == (z, err, col)
+    assert sorted(index.z_source) == ["HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ", "HOSTGAL_SPECZ", "HOSTGAL_SPECZ",
+                                      "HOSTGAL_SPECZ", "REDSHIFT_FINAL"]
+
 def test_like_a_mix_of_surveys_keeps_each_surveys_bands(des_sim, lsst_sim, yse_like, tmp_path):
     """DES and LSST share letters at other wavelengths (r 6435 / 6223 A); g, 1 A apart, is one band."""
     real = {"DES": read_all(des_sim)[0], "LSST": read_all(lsst_sim)[0]}

@@ -172,7 +172,7 @@ def test_bad_model_inputs_are_named(trained, tmp_path):
 
 def test_categorical_with_redshift_trains_streaming(trained, tmp_path):
     """SCONE's train() feeds only the image to its three-input with_z model; here it trains,
-    streamed from the shards, with one PROB_<TYPE> column per class in predictions."""
+    streamed from the shards, with one <prob_column_name>_<TYPE> column per class in predictions."""
     root, cfg, catalog, _ = trained
     c = SconeConfig(input_path=cfg.input_path, heatmaps_path=cfg.heatmaps_path, output_path=str(tmp_path),
                     num_epochs=2, categorical=True, with_z=True, force_streaming=True, seed=5)
@@ -183,9 +183,14 @@ def test_categorical_with_redshift_trains_streaming(trained, tmp_path):
     assert meta["loader"] == "streaming" and meta["with_z"] and meta["categorical"]
     table = predict(SconeConfig(mode="predict", trained_model=str(tmp_path / "m")), catalog, tmp_path / "m",
                     tmp_path / "p.csv")
-    assert list(table.columns) == ["SNID", "PROB_SCONE", "PROB_SNII", "PROB_SNIa"]
-    np.testing.assert_allclose(table.PROB_SNII + table.PROB_SNIa, 1.0, rtol=1e-5)
-    np.testing.assert_allclose(table.PROB_SCONE, table.PROB_SNIa)
+    assert list(table.columns) == ["SNID", "PROB_SCONE", "PROB_SCONE_SNII", "PROB_SCONE_SNIa"]
+    np.testing.assert_allclose(table.PROB_SCONE_SNII + table.PROB_SCONE_SNIa, 1.0, rtol=1e-5)
+    np.testing.assert_allclose(table.PROB_SCONE, table.PROB_SCONE_SNIa)
+    # another task's column name: its per-class columns cannot collide with PROB_SCONE_*
+    other = predict(SconeConfig(mode="predict", trained_model=str(tmp_path / "m"), prob_column_name="PROB_MYTASK"),
+                    catalog, tmp_path / "m", tmp_path / "p2.csv")
+    assert list(other.columns) == ["SNID", "PROB_MYTASK", "PROB_MYTASK_SNII", "PROB_MYTASK_SNIa"]
+    np.testing.assert_allclose(other.PROB_MYTASK_SNIa, table.PROB_SCONE_SNIa, atol=1e-6)
 
 
 def test_cli_run_then_predict(tmp_path):

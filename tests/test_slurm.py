@@ -10,31 +10,19 @@ Skips with the reason when Slurm is not installed, except under CI, where it fai
 
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
 from conftest import wait_for_runs
-from slurm_cluster import SlurmCluster, missing_binaries
+from slurm_cluster import BIN, dagster_platform, launch, running_cluster, sh
 
 from scone_assets.simulate.run import simulate
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    missing = missing_binaries()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the Slurm tests, but {', '.join(missing)} are missing (scripts/system_deps.sh)")
-        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing; make test installs it as root)")
-    c = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
-    yield c
-    c.stop()
+    yield from running_cluster(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -70,39 +58,8 @@ run_monitoring:
     env = os.environ | cluster.env | {"DAGSTER_HOME": str(home), "SCONE_TRAIN_CONFIG": str(root / "train.yml"),
                                       "SCONE_OUTPUT_ROOT": str(root / "out")}
     env.pop("SCONE_PREDICT_CONFIG", None)
-    subprocess.run([str(BIN / "scone"), "register", "--config_path", str(root / "train.yml")], env=env, check=True,
-                   capture_output=True)
-    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    old = {k: os.environ.get(k) for k in env if k in ("DAGSTER_HOME", "SLURM_CONF")}
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["SLURM_CONF"] = cluster.env["SLURM_CONF"]
-    try:
-        yield root, env, dg.DagsterInstance.get()
-    finally:
-        os.killpg(daemon.pid, 15)
-        daemon.wait(timeout=60)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def sh(args, env):
-    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"{args}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
-    return res
-
-
-def launch(env, key, tags=None, config=None):
-    import json
-
-    args = [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "heatmaps_job",
-            "--tags", json.dumps({"dagster/partition": key, **(tags or {})})]
-    if config:
-        args += ["--config-json", json.dumps(config)]
-    sh(args, env)
+    with dagster_platform(cluster, home, env, root / "train.yml") as instance:
+        yield root, env, instance
 
 
 def test_runs_become_slurm_jobs(platform):

@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from conftest import write_table
 
-from scone_assets.snana.model import SnanaReadError
+from scone_assets.snana.lightcurves import SnanaReadError
 from scone_assets.snana.read import discover_paths, read_unit
 from scone_assets.snana.write import write_fits_pair, write_list, write_readme
 

@@ -16,17 +16,25 @@ from scone_assets.defs import checks
 from scone_assets.defs.io_managers import HeatmapSet
 from scone_assets.defs.partitions import snana_partitions, split_key
 from scone_assets.defs.resources import SconeResource
-from scone_assets.snana.model import SnanaReadError
+from scone_assets.snana.lightcurves import SnanaReadError
 
 
 def _read(scone: SconeResource, key: str):
     """(role, config, input unit, light curves) of a partition; a bad file is a Failure with its message."""
-    from scone_assets.snana.read import load_labels, read_unit
+    from scone_assets.config import ConfigError
+    from scone_assets.snana import select
+    from scone_assets.snana.read import discover, load_labels, read_unit
 
     role, cfg, unit = scone.unit(key)
     try:
-        return role, cfg, unit, read_unit(unit, cfg, load_labels(cfg.labels_path))
-    except SnanaReadError as exc:
+        labels = load_labels(cfg.labels_path)
+        lcs = read_unit(unit, cfg, labels)
+        # the training-set selection (snid_select_files, DUMP, prescale), decided over every
+        # input as `scone heatmaps` decides it, so the catalog lists what gets heatmaps
+        units = discover(cfg).units if cfg.has_inputs else [unit]
+        lcs, _ = select.apply(lcs, select.plan(cfg, units, labels).for_unit(unit.key, unit.files))
+        return role, cfg, unit, lcs
+    except (SnanaReadError, ConfigError) as exc:
         raise dg.Failure(description=str(exc)) from None
 
 
@@ -92,13 +100,21 @@ def lightcurve_catalog(context: dg.AssetExecutionContext, scone: SconeResource) 
           description="Training light curves with class balancing and the seeded train/validation/test split.")
 def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
                      lightcurve_catalog: dict[str, pd.DataFrame]):
-    from scone_assets.model.train import make_labels, split_snids
+    from scone_assets.config import ConfigError
+    from scone_assets.model.train import make_labels, select_training_set, split_snids
 
     cfg = scone.config("train")
     frames = [df for key, df in lightcurve_catalog.items() if split_key(key)[0] == "train"]
     if not frames:
         raise dg.Failure("no training partitions have a lightcurve_catalog yet")
     cat = _one_row_per_object(pd.concat(frames, ignore_index=True), cfg.duplicate_snids, "training partitions")
+    try:  # Ia_fraction, categorical_min/max_per_type: chosen here as `scone train` chooses them
+        keep, chosen = select_training_set(cat.TYPE_NAME, cfg)
+    except ConfigError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    if chosen:
+        context.log.info(f"training-set keys kept {int(keep.sum())} of {len(cat)} light curves: {chosen}")
+        cat = cat[keep].reset_index(drop=True)
     labels = make_labels(cat.TYPE_NAME, cfg.categorical)
     split = split_snids(cat.SNID.to_numpy(), labels.encode(cat.TYPE_NAME), cfg)
     out = split.merge(cat[["SNID", "TYPE_NAME", "REDSHIFT_FINAL", "partition"]], on="SNID")
@@ -215,7 +231,7 @@ def predictions(context: dg.AssetExecutionContext, scone: SconeResource, heatmap
     combined = _one_row_per_object(combined, cfg.duplicate_snids, "predict partitions").drop(columns="partition")
     from scone_assets.atomic import atomic_path
 
-    target = Path(cfg.output_predict_file or Path(cfg.effective_output_path()) / "predictions.csv")
+    target = cfg.predictions_file()
     with atomic_path(target) as tmp:
         combined.to_csv(tmp, index=False)
     for staged in (folder, target):

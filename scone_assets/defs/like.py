@@ -21,7 +21,7 @@ from scone_assets.defs.assets import _md_table, _png_md
 from scone_assets.defs.io_managers import HeatmapSet
 from scone_assets.defs.partitions import PARTITIONS_NAME, snana_partitions, split_key
 from scone_assets.defs.resources import SconeResource
-from scone_assets.snana.model import SnanaReadError
+from scone_assets.snana.lightcurves import SnanaReadError
 
 GROUP = "survey_like"
 SIM_NAME = "LIKE"  # one simulation folder, replaced when the survey data change

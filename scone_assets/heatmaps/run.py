@@ -15,7 +15,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -25,11 +25,21 @@ from tqdm.auto import tqdm
 
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.heatmaps import HeatmapError, store
+from scone_assets.heatmaps.augment import AUGMENTED, AugmentSettings, augment, no_signal
 from scone_assets.heatmaps.grid import EARLY_DEFAULT, GridSpec
 from scone_assets.heatmaps.make import HeatmapResult, LightCurveInput, compute_chunk, start_worker
 from scone_assets.locking import lock_file
-from scone_assets.snana.model import LightCurves, SnanaReadError
-from scone_assets.snana.read import InputUnit, discover, load_labels, read_unit
+from scone_assets.snana import select
+from scone_assets.snana.lightcurves import LightCurves, SnanaReadError
+from scone_assets.snana.read import (
+    Z_COLUMNS,
+    Z_ERR_COLUMNS,
+    InputUnit,
+    best_redshift,
+    discover,
+    load_labels,
+    read_unit,
+)
 from scone_assets.snana.types import IA
 from scone_assets.workers import WorkerPool
 
@@ -38,6 +48,8 @@ log = logging.getLogger(__name__)
 UnitStatus = Literal["done", "remade", "already done", "failed"]
 # skip reasons that are failures of the GP, not properties of the data
 GP_FAILURES = frozenset({"non-positive-definite matrix", "optimiser failure", "non-finite GP prediction"})
+# skip reasons of the training-set selection (snid_select_files, SIMGEN DUMP, prescale)
+SELECTION_REASONS = frozenset({select.NOT_SELECTED, select.NOT_IN_DUMP, select.REJECTED, select.PRESCALED})
 
 
 @dataclass
@@ -58,6 +70,11 @@ class UnitResult:
     @property
     def per_minute(self) -> float:
         return 60.0 * self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def selected_out(self) -> int:
+        """Objects the training-set selection left out (not a loss: asked for)."""
+        return sum(n for reason, n in self.skipped.items() if reason in SELECTION_REASONS)
 
     @property
     def gp_failures(self) -> int:
@@ -83,8 +100,17 @@ class HeatmapRun:
         return all(r.ok for r in self.results)
 
 
-def heatmap_sets(config: SconeConfig) -> list[tuple[str, float | None | str]]:
-    """(set name, truncation): None = full light curve, "mixed" = per-object draw."""
+def heatmap_sets(config: SconeConfig) -> list[tuple[str, float | None | str | list]]:
+    """(set name, truncation): None = full light curve, "mixed" = per-object draw. In train
+    mode with `augment_copies`, last comes `augmented` (heatmaps/augment.py), whose
+    "truncation" is the list of the other sets' truncations its copies are drawn from."""
+    sets = _base_sets(config)
+    if config.mode == "train" and config.augment_copies > 0:
+        sets.append((AUGMENTED, [t for _, t in sets]))
+    return sets
+
+
+def _base_sets(config: SconeConfig) -> list[tuple[str, float | None | str]]:
     if config.early_lightcurves_mixed:
         return [("early_mixed", "mixed")]
     truncations = config.early_truncations or ([] if not config.early_lightcurves else list(EARLY_DEFAULT))
@@ -107,6 +133,18 @@ def _mixed_days(snid: object, seed: int) -> float:
     return float(rng.integers(0, 51))
 
 
+def _augmented_inputs(lcs: LightCurves, truncations: list, config: SconeConfig
+                      ) -> tuple[list[LightCurveInput], list[int]]:
+    """`augment_copies` copies of every light curve, object by object; and each one's copy index."""
+    aug = AugmentSettings.from_config(config)
+    out, copies = [], []
+    for lc in _inputs(lcs, None, config.seed):
+        for k in range(aug.copies):
+            out.append(augment(lc, aug, k, truncations))
+            copies.append(k)
+    return out, copies
+
+
 def _inputs(lcs: LightCurves, truncation, seed: int) -> list[LightCurveInput]:
     out = []
     for row, obs in lcs.iter_lightcurves():
@@ -118,15 +156,20 @@ def _inputs(lcs: LightCurves, truncation, seed: int) -> list[LightCurveInput]:
 
 
 def settings(config: SconeConfig, backend: str, heatmap_set: str, truncation,
-             fallback: Mapping[str, float] | None) -> dict:
-    """The config that shapes a unit's heatmaps (and its type names and band map)."""
-    return {"num_wavelength_bins": config.num_wavelength_bins, "num_mjd_bins": config.num_mjd_bins,
+             fallback: Mapping[str, float] | None, selection: select.UnitSelection | None = None) -> dict:
+    """The config that shapes a unit's heatmaps (its type names, band map and selection;
+    for `augmented`, the augmentation and seed). Entries that are None match a record made
+    before they existed."""
+    extra = AugmentSettings.from_config(config).fingerprint() if heatmap_set == AUGMENTED else {}
+    return {**(selection.settings() if selection else {}), **extra,
+            "num_wavelength_bins": config.num_wavelength_bins, "num_mjd_bins": config.num_mjd_bins,
             "has_peakmjd": config.has_peakmjd, "mw_correction": config.mw_correction,
             "backend": backend, "set": heatmap_set, "truncation": truncation,
             "seed": config.seed if truncation == "mixed" else None,
             "survey": config.survey, "band_to_wave": config.band_to_wave,
             "sn_type_id_to_name": {str(k): v for k, v in (config.sn_type_id_to_name or {}).items()},
-            "trained_band_to_wave": dict(fallback) if fallback else None}
+            "trained_band_to_wave": dict(fallback) if fallback else None,
+            "redshift_from": list(Z_COLUMNS)}
 
 
 @dataclass
@@ -141,14 +184,16 @@ class _Context:
     labels: dict | None
     labels_fp: dict | None
     fallback: dict[str, float] | None
+    selection: select.Selection = field(default_factory=select.Selection)
 
 
 def _context(config: SconeConfig, pool: WorkerPool, backend: str | None, force: bool,
-             progress: bool) -> _Context:
+             progress: bool, units: list[InputUnit]) -> _Context:
+    """`units`: every unit the selection is decided over (all of the config's inputs)."""
     labels = load_labels(config.labels_path)
     labels_fp = store.file_fingerprint(config.labels_path) if config.labels_path else None
     return _Context(config, pool, backend or config.gp_backend, force, progress, labels, labels_fp,
-                    training_band_map(config))
+                    training_band_map(config), select.plan(config, units, labels))
 
 
 def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
@@ -156,6 +201,7 @@ def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
     unit: the result says `failed` with the message."""
     cfg, root = ctx.config, Path(ctx.config.heatmaps_path)
     todo, results = [], []
+    chosen = ctx.selection.for_unit(unit.key, unit.files)
     try:
         inputs = store.input_fingerprints(unit.files, unit.readme)
     except OSError as exc:
@@ -163,7 +209,8 @@ def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
                 for name, _ in heatmap_sets(cfg)]
     for name, truncation in heatmap_sets(cfg):
         folder = store.unit_folder(root, name, unit.key)
-        fp = store.unit_fingerprint(inputs, ctx.labels_fp, settings(cfg, ctx.backend, name, truncation, ctx.fallback))
+        fp = store.unit_fingerprint(inputs, ctx.labels_fp,
+                                    settings(cfg, ctx.backend, name, truncation, ctx.fallback, chosen))
         state, reasons = store.unit_state(folder, fp)
         if state == "current" and not ctx.force:
             rec = store.read_unit_record(folder)
@@ -180,7 +227,11 @@ def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
         return results + [UnitResult(unit.key, t[0], None, "failed", error=str(exc)) for t in todo]
     for w in lcs.warnings:
         log.warning("%s", w)
+    lcs, left_out = _select(lcs, unit, chosen)
     for name, truncation, folder, fp, status, reasons in todo:
+        if left_out and not len(lcs):
+            log.warning("%s [%s]: the selection leaves out every object (%s); an empty unit is written",
+                        unit.key, name, ", ".join(f"{r} {n}" for r, n in sorted(left_out.items())))
         if status == "remade":
             log.info("remaking %s [%s]: %s", unit.key, name, "; ".join(reasons))
         try:
@@ -201,19 +252,24 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
     cfg = ctx.config
     bad_files = [str(e) for e in lcs.file_errors]
     dropped = dict(getattr(lcs, "dropped_bands", {}) or {})
-    if not len(lcs):
+    if not len(lcs) and not any(r in SELECTION_REASONS for _, r in lcs.skipped):
         why = "; ".join(lcs.warnings) or "no light curve could be read"
         return UnitResult(unit.key, heatmap_set, None, "failed", bad_files=bad_files,
                           skipped=lcs.skipped_by_reason(), error=f"no light curves in {lcs.source} ({why})")
     spec = grid_spec(cfg)
     t0 = time.perf_counter()
-    inputs = _inputs(lcs, truncation, cfg.seed)
+    copies: list[int] | None = None
+    if heatmap_set == AUGMENTED:
+        inputs, copies = _augmented_inputs(lcs, truncation, cfg)
+    else:
+        inputs = _inputs(lcs, truncation, cfg.seed)
     pool = ctx.pool
     chunk = max(4, min(64, len(inputs) // (4 * pool.jobs) or 4))
     tasks = [(inputs[i:i + chunk], lcs.band_to_wave, spec, ctx.backend) for i in range(0, len(inputs), chunk)]
     # plain rows by SNID: a pandas row lookup and its attribute reads cost ~0.45 ms per
     # light curve, a third of this process's work while the workers make heatmaps
-    columns = ["TYPE", "TYPE_NAME", "REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR", "PEAKMJD", "MWEBV", "SOURCE_FILE"]
+    columns = ["TYPE", "TYPE_NAME", "PEAKMJD", "MWEBV", "SOURCE_FILE",
+               *[c for c in (*Z_COLUMNS, *Z_ERR_COLUMNS.values()) if c in lcs.meta]]
     meta = dict(zip(lcs.meta["SNID"], lcs.meta[columns].itertuples(index=False), strict=True))
     rows: list[dict] = []
     skipped: Counter[str] = Counter()
@@ -225,9 +281,15 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
 
     def records() -> Iterator[bytes]:
         position = 0
+        n = 0  # results come back in input order: the n-th is inputs[n]
         for results in pool.map(compute_chunk, tasks):
             for res in results:
+                if copies is not None and res.image is not None and (why := no_signal(res.image)):
+                    res = replace(res, image=None, status=why)
                 row = _index_row(res, meta[res.snid])
+                if copies is not None:
+                    row["augment_copy"] = copies[n]
+                n += 1
                 if res.image is not None:
                     row["record"] = position
                     position += 1
@@ -258,10 +320,26 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
                       bad_files, seconds=time.perf_counter() - t0)
 
 
+def _select(lcs: LightCurves, unit: InputUnit, chosen: select.UnitSelection
+            ) -> tuple[LightCurves, Counter[str]]:
+    """The objects the run's selection keeps; the others are counted by reason."""
+    before = Counter(lcs.meta["TYPE_NAME"] == IA) if chosen.active else Counter()
+    lcs, left_out = select.apply(lcs, chosen)
+    if chosen.prescale and not lcs.is_sim:
+        log.info("%s: real data, so prescale_heatmaps is not applied", unit.key)
+    if left_out:
+        after = Counter(lcs.meta["TYPE_NAME"] == IA)
+        log.info("%s: selection keeps SNIa %d of %d, nonIa %d of %d (left out: %s)", unit.key,
+                 after[True], before[True], after[False], before[False],
+                 ", ".join(f"{r} {n}" for r, n in sorted(left_out.items())))
+    return lcs, left_out
+
+
 def _index_row(res: HeatmapResult, m) -> dict:
+    z, z_err, z_from = best_redshift(m)  # REDSHIFT_FINAL, else the host galaxy's
     return {"SNID": str(res.snid), "TYPE": int(m.TYPE), "TYPE_NAME": m.TYPE_NAME,
-            "label": int(m.TYPE_NAME == IA), "z": float(m.REDSHIFT_FINAL),
-            "z_err": float(m.REDSHIFT_FINAL_ERR), "PEAKMJD": float(m.PEAKMJD),
+            "label": int(m.TYPE_NAME == IA), "z": z, "z_err": z_err, "z_source": z_from or "",
+            "PEAKMJD": float(m.PEAKMJD),
             "MWEBV": float(m.MWEBV), "SOURCE_FILE": str(m.SOURCE_FILE), "n_obs": res.n_obs,
             "log_amp": res.params[0], "log_lt2": res.params[1], "log_lw2": res.params[2],
             "n_eval": res.n_eval, "early_days": np.nan if res.early_days is None else res.early_days,
@@ -277,9 +355,11 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
         raise ConfigError("heatmaps_path is required to make heatmaps")
     root = Path(config.heatmaps_path)
     found_errors: list[SnanaReadError] = []
+    planned = None
     if units is None:
         found = discover(config)
         units, found_errors = found.units, found.errors
+        planned = units
     if not units:
         why = "; ".join(str(e) for e in found_errors) or f"no SNANA input units in {_inputs_named(config)}"
         raise ConfigError(f"nothing to do: {why}")
@@ -299,11 +379,13 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
         if removed:
             log.info("removed %d temporary file(s) a stopped run had left in %s", len(removed), root)
         with WorkerPool(jobs, start_worker) as pool:
-            ctx = _context(config, pool, backend, force, progress)
+            ctx = _context(config, pool, backend, force, progress, planned or _planned_units(config, units))
             for unit in units:
                 results += make_unit_sets(unit, ctx)
         run = HeatmapRun(root, results, removed=removed)
         for name, _ in heatmap_sets(config):
+            if name == AUGMENTED:  # several copies per SNID by design
+                continue
             keys = {u.key for u in units}
             folders = [f for f in store.finished_units(root, name) if f.name in keys]
             if folders:
@@ -322,7 +404,15 @@ def heatmaps_for_unit(unit: InputUnit, config: SconeConfig, pool: WorkerPool, *,
     root = Path(config.heatmaps_path)
     with lock_file(store.store_lock_path(root), what=f"heatmaps folder {root}", shared=True, wait=600):
         store.claim_grid(root, store_grid(config))
-        return make_unit_sets(unit, _context(config, pool, backend, force, progress=False))
+        # the selection is decided over every input, as `scone heatmaps` decides it
+        ctx = _context(config, pool, backend, force, False, _planned_units(config, [unit]))
+        return make_unit_sets(unit, ctx)
+
+
+def _planned_units(config: SconeConfig, units: list[InputUnit]) -> list[InputUnit]:
+    """The units a selection is decided over: all of the config's inputs (so a run over some
+    units computes the same nevt prescales as one over all), else the units given."""
+    return discover(config).units if config.has_inputs else units
 
 
 def _inputs_named(config: SconeConfig) -> str:
@@ -333,11 +423,19 @@ def _inputs_named(config: SconeConfig) -> str:
 
 def training_band_map(config: SconeConfig) -> dict[str, float] | None:
     """In predict mode, the band map the model was trained with: used only for bands
-    the data itself does not place (SCONE's filter-set independence)."""
+    the data itself does not place (SCONE's filter-set independence). From the folder's
+    meta, else SCONE's `filter_mean_wavelength.dat` (a SCONE-trained folder has only
+    that); the meta wins where both place a band. The config's band_to_wave wins over both."""
     if config.mode != "predict" or not config.trained_model:
         return None
-    from scone_assets.model.folder import META_FILE, read_meta
+    from scone_assets.model.folder import META_FILE, read_filter_wavelengths, read_meta
 
-    if not (Path(config.trained_model) / META_FILE).is_file():
-        return None  # predict itself says what is missing from the folder
-    return read_meta(config.trained_model).band_to_wave or None
+    folder = Path(config.trained_model)
+    if folder.is_file():  # SCONE also takes the model file itself: its folder holds the map
+        folder = folder.parent
+    if not folder.is_dir():
+        return None  # predict itself says what is missing
+    merged = dict(read_filter_wavelengths(folder) or {})
+    if (folder / META_FILE).is_file():
+        merged.update(read_meta(folder).band_to_wave or {})
+    return merged or None

@@ -4,7 +4,7 @@ Layout::
 
     <heatmaps_path>/store.json            the grid every unit of this store has
     <heatmaps_path>/.scone.lock           exclusive for `scone heatmaps`, shared by Dagster runs
-    <heatmaps_path>/<set>/<unit>/         set: full, early_<N>d or early_mixed
+    <heatmaps_path>/<set>/<unit>/         set: full, early_<N>d, early_mixed or augmented
         heatmaps.tfrecord                 TFRecord records (SCONE's features plus snid, type_name)
         index.parquet                     one row per light curve: status, record position, source
         heatmaps.summary                  SCONE-style summary (types, skips, rate)
@@ -133,7 +133,7 @@ def _legacy_grids(root: Path) -> set[tuple[int, int]]:
     return grids
 
 
-SET_NAME = re.compile(r"full|early_mixed|early_[0-9.]+d")
+SET_NAME = re.compile(r"full|early_mixed|early_[0-9.]+d|augmented")
 
 
 def reset_grid(root: str | Path, grid: Grid) -> None:

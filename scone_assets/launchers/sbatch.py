@@ -52,7 +52,7 @@ class SbatchValueError(ValueError):
     and the rule it broke."""
 
 
-def _printable(value: str) -> bool:
+def printable(value: str) -> bool:
     return all(" " <= ch <= "~" for ch in value)
 
 
@@ -61,7 +61,7 @@ def check_tag_value(tag: str, option: str, value: str) -> str:
     value = str(value)
     if len(value) > MAX_LENGTH:
         raise SbatchValueError(f"run tag {tag}: value is {len(value)} characters long; at most {MAX_LENGTH}")
-    if not _printable(value):
+    if not printable(value):
         raise SbatchValueError(f"run tag {tag}: value {value!r} has a control or non-ASCII character")
     pattern, rule = RULES[option]
     if not pattern.fullmatch(value):
@@ -124,7 +124,7 @@ def _sbatch_path(path: Path) -> str:
     """A path on an `#SBATCH` line: sbatch splits those lines on blanks and reads no
     quotes, so a path there must be one printable word."""
     text = str(path)
-    if not text or not _printable(text) or any(ch in text for ch in " \"'\\"):
+    if not text or not printable(text) or any(ch in text for ch in " \"'\\"):
         raise SbatchValueError(f"log path {text!r} cannot be written on an #SBATCH line (blanks, quotes "
                                "or control characters): choose a log_dir without them")
     return text

@@ -11,6 +11,17 @@ submitted. Run monitoring asks
 `check_run_worker_health`, which reads the job's state from `squeue`, then
 `scontrol show job`, then `sacct`; failures of those commands are retried and never
 reported as a dead worker.
+
+The run is also tagged `slurm/log` with the job's log file (stdout and stderr of the whole
+job), so the run page shows where to look. Jobs are submitted `--no-requeue`: Slurm must not
+start a second worker for a run Dagster already counts as started after a node failure or
+a preemption; the job ends (NODE_FAIL, PREEMPTED), run monitoring fails the run, and
+Dagster's run retries (`run_retries` in dagster.yaml) start a new run. A retry inherits its
+parent's tags; the launcher's own (`slurm/job_id`, `slurm/log`) are dropped from it when they
+are the parent's and replaced at submission. A run that can never be submitted as it is (its
+tags are refused, or Slurm refuses the job, e.g. an unknown partition) is failed with
+`dagster/max_retries` 0, so it is not retried; a controller that cannot be reached is a
+transient loss, and retried.
 """
 
 from __future__ import annotations
@@ -22,10 +33,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import Field, Noneable, StringSource
+from dagster import Field, MetadataValue, Noneable, StringSource
 from dagster import _check as check
 from dagster._core.events import EngineEventData
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
+from dagster._core.storage.tags import MAX_RETRIES_TAG, PARENT_RUN_ID_TAG
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
@@ -45,6 +57,15 @@ RUNNING_STATES = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED"
                   "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD", "REQUEUE_FED"}
 FAILED_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
                  "PREEMPTED", "REVOKED"}
+LOG_TAG = "slurm/log"
+LAUNCHER_TAGS = (JOB_ID_TAG, LOG_TAG)  # set by the launcher after submission, never by a run
+NO_REQUEUE = "#SBATCH --no-requeue"
+REFUSED_AGAIN = "it would be refused again"
+# sbatch errors that say the controller could not be reached (worth a retry), as opposed to
+# the controller refusing the job (an unknown partition, account or QOS: it would be refused again)
+TRANSIENT_SBATCH_ERRORS = ("unable to contact slurm controller", "socket timed out", "temporarily unable",
+                           "connection refused", "connection timed out", "resource temporarily unavailable",
+                           "slurmctld not responding")
 
 
 class SlurmCommandError(RuntimeError):
@@ -138,9 +159,10 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
 
     def job_script(self, run_id: str, args_file: Path, log_file: Path, entry_point: Sequence[str],
                    tags: Mapping[str, str]) -> str:
+        # --no-requeue first: an operator's own --requeue (header file, extra_sbatch_args) comes later and wins
         return job_script(JobSpec(run_id, Path(args_file), Path(log_file), tuple(entry_point),
-                                  tuple(self.sbatch_options(tags)), read_header(self.sbatch_header_path),
-                                  tuple(self.env_setup)))
+                                  tuple(self.sbatch_options(tags)),
+                                  (NO_REQUEUE, *read_header(self.sbatch_header_path)), tuple(self.env_setup)))
 
     # ------------------------------------------------------------------ Slurm commands
 
@@ -192,9 +214,37 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
 
     # ------------------------------------------------------------------ RunLauncher
 
+    def _submission_tags(self, run) -> dict[str, str]:
+        """The run's tags without the launcher's own tags it inherited from its parent run (a
+        retry or re-execution copies them); those are blanked on the run until its own job is
+        submitted. A launcher tag that is not the parent's stays and is refused by `sbatch.py`."""
+        tags = dict(run.tags)
+        present = [key for key in LAUNCHER_TAGS if key in tags]
+        parent_id = tags.get(PARENT_RUN_ID_TAG)
+        if not present or not parent_id:
+            return tags
+        parent = self._instance.get_run_by_id(parent_id)
+        inherited = [key for key in present if parent is not None and parent.tags.get(key) == tags[key]]
+        for key in inherited:
+            del tags[key]
+        if inherited:
+            self._instance.add_run_tags(run.run_id, dict.fromkeys(inherited, ""))
+        return tags
+
+    def _fail_launch(self, run, message: str, metadata: Mapping[str, Any] | None = None, *,
+                     no_retry: str | None) -> None:
+        """Fails a run that was not submitted. With a `no_retry` reason (submitting it again would
+        fail the same way, or might submit it twice) Dagster's run retries leave it alone."""
+        if no_retry:
+            self._instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
+            message += f" (not retried: {no_retry})"
+        self._instance.report_engine_event(message, run, EngineEventData(dict(metadata or {})), cls=self.__class__)
+        self._instance.report_run_failed(run, message)
+
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         origin = check.not_none(context.job_code_origin)
+        tags = self._submission_tags(run)
         log_dir = self._log_dir()
         args_file = log_dir / f"{run.run_id}.args.json"
         log_file = log_dir / f"{run.run_id}.log"
@@ -203,26 +253,31 @@ class SlurmRunLauncher(RunLauncher, ConfigurableClass):
                               set_exit_code_on_failure=True)
         entry = [origin.executable_path, "-m", "dagster"]
         try:  # before anything is written or submitted: a refused run leaves no job behind
-            script = self.job_script(run.run_id, args_file, log_file, entry, run.tags)
+            script = self.job_script(run.run_id, args_file, log_file, entry, tags)
         except (SbatchValueError, OSError) as exc:  # OSError: the operator's header file
-            message = f"refused to submit the run to Slurm: {exc}"
-            self._instance.report_engine_event(message, run, cls=self.__class__)
-            self._instance.report_run_failed(run, message)
+            self._fail_launch(run, f"refused to submit the run to Slurm: {exc}", no_retry=REFUSED_AGAIN)
             return
         args_file.write_text(serialize_value(args))
         script_file.write_text(script)
-        res = subprocess.run(["sbatch", "--parsable", str(script_file)], capture_output=True, text=True, timeout=120)
+        where = {"job script": MetadataValue.path(str(script_file))}
+        try:
+            res = subprocess.run(["sbatch", "--parsable", str(script_file)], capture_output=True, text=True,
+                                 timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:  # a timed-out sbatch may still have submitted
+            self._fail_launch(run, f"sbatch did not complete: {exc}; check squeue for a job named "
+                                   f"dagster-{run.run_id[:8]} before launching the run again", where,
+                              no_retry="the job may have been submitted")
+            return
         if res.returncode != 0 or not res.stdout.strip():
-            message = f"sbatch failed: {(res.stderr or res.stdout).strip()}"
-            self._instance.report_engine_event(message, run, EngineEventData({"job script": str(script_file)}),
-                                               cls=self.__class__)
-            self._instance.report_run_failed(run, message)
+            error = (res.stderr or res.stdout).strip()
+            transient = any(text in error.lower() for text in TRANSIENT_SBATCH_ERRORS)
+            self._fail_launch(run, f"sbatch failed: {error}", where, no_retry=None if transient else REFUSED_AGAIN)
             return
         job_id = res.stdout.strip().split(";")[0]
-        self._instance.add_run_tags(run.run_id, {JOB_ID_TAG: job_id})
+        self._instance.add_run_tags(run.run_id, {JOB_ID_TAG: job_id, LOG_TAG: str(log_file)})
         self._instance.report_engine_event(
-            f"Submitted Slurm job {job_id}", run,
-            EngineEventData({"Slurm job id": job_id, "log": str(log_file), "job script": str(script_file)}),
+            f"Submitted Slurm job {job_id}; its log: {log_file}", run,
+            EngineEventData({"Slurm job id": job_id, "log": MetadataValue.path(str(log_file)), **where}),
             cls=self.__class__)
 
     def _job_id(self, run) -> str | None:

@@ -21,7 +21,7 @@ SHOW = 5  # SNIDs named in a message
 
 
 def lacks_redshift(index: pd.DataFrame) -> np.ndarray:
-    """True where the index has no usable REDSHIFT_FINAL: NaN, or SNANA's -9 (and below)
+    """True where the index has no usable redshift (REDSHIFT_FINAL, else the host's): NaN, or -9
     kept as a number by a reader."""
     if "z" not in index:
         return np.ones(len(index), bool)
@@ -47,10 +47,10 @@ def check_redshift(catalog: HeatmapCatalog, config: SconeConfig, because: str) -
         return 0
     snids = objects.SNID[missing].astype(str)
     if config.missing_redshift != "placeholder":
-        raise ConfigError(f"{n} of {total} light curves have no redshift (REDSHIFT_FINAL); {because}. "
+        raise ConfigError(f"{n} of {total} light curves have no redshift (REDSHIFT_FINAL, HOSTGAL_SPECZ or HOSTGAL_PHOTOZ); {because}. "
                           f"Set missing_redshift: placeholder to feed SCONE's -9 instead "
                           f"(SNIDs: {_named(snids)})")
-    log.warning("%d of %d light curves have no redshift (REDSHIFT_FINAL); missing_redshift: placeholder "
+    log.warning("%d of %d light curves have no redshift (REDSHIFT_FINAL, HOSTGAL_SPECZ or HOSTGAL_PHOTOZ); missing_redshift: placeholder "
                 "feeds SCONE's %g for them (SNIDs: %s)", n, total, PLACEHOLDER_Z, _named(snids))
     return n
 

@@ -1,9 +1,16 @@
 """Classify heatmaps with a trained model folder: the Pippin-ready predictions CSV.
 
-First column SNID, then P(Ia) under `prob_column_name` (PROB_SCONE), and for
-categorical models one PROB_<TYPE> column per class: one row per object.
-Light curves without a heatmap are listed, with the reason, in
+Written to `config.predictions_file()` (`output_predict_file`, under output_path when it
+names no folder) unless a path is given. First column SNID, then P(Ia) under
+`prob_column_name` (PROB_SCONE), and for categorical models one
+`<prob_column_name>_<TYPE>` column per class (PROB_SCONE_SNII, PROB_SCONE_SNIa, ...), so
+two classifiers' columns do not collide when merged into one FITRES file: one row per
+object. Light curves without a heatmap are listed, with the reason, in
 `<predictions>.skipped.csv`.
+
+The model folder may be one SCONE itself wrote (`folder.load_trained`): its network
+takes the same image layout, (wavelength bins, time bins, [GP mean, GP std]) divided by
+the peak of the mean, so the heatmaps are fed to it as they are.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from scone_assets.model.loaders import load_arrays, plan_loading
 if TYPE_CHECKING:
     from scone_assets.heatmaps.store import HeatmapCatalog
 
-__all__ = ["load_trained", "predict"]  # load_trained: the model folder's, for old callers
+__all__ = ["class_column", "load_trained", "predict"]  # load_trained: the model folder's, for old callers
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +63,17 @@ def _predict_memory(model, catalog: HeatmapCatalog, meta: ModelMeta, batch: int,
     return arrays["snid"], probs
 
 
+def class_column(prob_column_name: str, class_name: str) -> str:
+    """A categorical model's column for one class: `<prob_column_name>_<TYPE>`."""
+    return f"{prob_column_name}_{class_name}"
+
+
 def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
             out_csv: str | Path | None = None) -> pd.DataFrame:
     from scone_assets.model.inference import predict_stream
 
-    catalog = _check_inputs(config, catalog, read_meta(model_dir), model_dir)
-    model, meta = load_trained(model_dir)  # an ensemble: the mean of its members' probabilities
+    catalog = _check_inputs(config, catalog, read_meta(model_dir, config), model_dir)
+    model, meta = load_trained(model_dir, config)  # an ensemble: the mean of its members' probabilities
     if meta.ensemble_size > 1:
         log.info("ensemble of %d members: their probabilities are averaged, then calibrated", meta.ensemble_size)
     plan = plan_loading(config, len(catalog), catalog.total_bytes)
@@ -77,8 +89,8 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
     table = pd.DataFrame({"SNID": snids, config.prob_column_name: p_ia(probs, meta.classes, meta.categorical)})
     if meta.categorical:
         for i, c in enumerate(meta.classes):
-            table[f"PROB_{c}"] = np.asarray(probs)[:, i]
-    path = Path(out_csv or config.output_predict_file or Path(config.effective_output_path()) / "predictions.csv")
+            table[class_column(config.prob_column_name, c)] = np.asarray(probs)[:, i]
+    path = Path(out_csv) if out_csv else config.predictions_file()
     assert_unique_snids(table.SNID, f"predictions {path}")
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)

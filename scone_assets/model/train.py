@@ -6,6 +6,19 @@ tf.data pipeline can put one object in two sets). `class_balanced`
 undersamples every class to the rarest (or `max_per_type`); otherwise all data
 are kept and classes are weighted by inverse frequency.
 
+Before the split, SCONE's training-set keys choose the objects (`select_training_set`,
+seeded with `seed`; what they did is recorded as `training_set` in model_meta.json and
+metrics.json): `Ia_fraction` f draws SN Ia or the non-Ia (whichever is over f's share)
+down at random until SN Ia are f of the set; `Ia_fraction: categorical` draws every type
+down to the rarest. For categorical sets (that, or `categorical: true`),
+`categorical_min_per_type` first drops types with fewer objects and
+`categorical_max_per_type` draws larger ones down to it. A set chosen by Ia_fraction
+is trained unweighted: weighting by inverse frequency would undo the chosen mix.
+
+Beside history.json, `training_history.csv` (one row per epoch) is written into the
+folder and, once the folder is in place, beside it (`<output_path>/training_history.csv`
+for the default `<output_path>/trained_model`), with SCONE's filter_mean_wavelength.dat.
+
 `ensemble_size` > 1 trains members with seeds seed, seed+1, ... on the one split (only
 the initial weights, dropout and shuffling differ); the first member is exactly the
 model a one-member run makes. The ensemble predicts the mean of the members'
@@ -13,6 +26,14 @@ probabilities, and calibration fits one temperature to that mean on the validati
 objects: that mean is what is reported and predicted, and averaging already softens
 each member's confidence, so temperatures fitted per member would be fitted to the
 wrong quantity (and a one-member ensemble is calibrated exactly as before).
+
+The heatmap set `augmented` (`augment_copies`, heatmaps/augment.py), when among the
+catalogs, only adds training examples: its copies of training-split objects join the
+training data, those of validation and test objects are never read (the split is by SNID
+and every copy keeps its object's SNID). Early stopping, the learning-rate plateau and
+calibration watch the unaugmented validation set, test metrics come from the other sets
+as before, and `augmentation` in metrics.json and model_meta.json says how many copies
+were used.
 """
 
 from __future__ import annotations
@@ -23,7 +44,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,7 +51,8 @@ import yaml
 
 from scone_assets.atomic import atomic_write_text
 from scone_assets.config import ConfigError, SconeConfig
-from scone_assets.heatmaps.store import merge_catalogs, records_of
+from scone_assets.heatmaps.augment import AUGMENTED, AugmentSettings
+from scone_assets.heatmaps.store import HeatmapCatalog, merge_catalogs, records_of
 from scone_assets.model.calibration import (
     apply_temperature,
     expected_calibration_error,
@@ -40,22 +61,24 @@ from scone_assets.model.calibration import (
 from scone_assets.model.checks import check_redshift, unique_objects
 from scone_assets.model.folder import (
     CONFIG_FILE,
+    FILTER_WAVE_FILE,
     META_FILE,
+    METRICS_FILE,
     SPLIT_FILE,
+    TRAINING_HISTORY_FILE,
     ModelMeta,
     averaged,
     check_replaceable,
+    filter_wavelengths_text,
     member_history_file,
     member_model_file,
+    training_history_text,
     writing,
 )
 from scone_assets.model.loaders import load_arrays, plan_loading
 from scone_assets.snana.types import IA
 
-if TYPE_CHECKING:
-    from scone_assets.heatmaps.store import HeatmapCatalog
-
-__all__ = ["cosine_learning_rate", "default_model_dir", "merge_catalogs", "train"]  # merge_catalogs: the store's, for old callers
+__all__ = ["cosine_learning_rate", "default_model_dir", "merge_catalogs", "select_training_set", "train"]  # merge_catalogs: the store's, for old callers
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +103,96 @@ def make_labels(type_names, categorical: bool) -> Labels:
     if len(classes) < 2:
         raise ConfigError(f"categorical: true needs at least two classes in the heatmaps (found {classes})")
     return Labels(classes, True)
+
+
+def _counts(names: np.ndarray, keep: np.ndarray) -> dict[str, int]:
+    kinds, n = np.unique(names[keep], return_counts=True)
+    return {str(k): int(c) for k, c in zip(kinds, n, strict=True)}
+
+
+def _draw_down(keep: np.ndarray, members: np.ndarray, n: int, rng: np.random.Generator) -> None:
+    """Keep `n` of the objects flagged in `members` (and kept), chosen at random."""
+    idx = np.flatnonzero(keep & members)
+    if len(idx) > n:
+        keep[rng.permutation(idx)[n:]] = False
+
+
+def _listing(counts: dict[str, int]) -> str:
+    return ", ".join(f"{t} {n}" for t, n in sorted(counts.items())) or "none"
+
+
+def select_training_set(type_names, config: SconeConfig) -> tuple[np.ndarray, dict]:
+    """(which objects to keep, what was done) under SCONE's `Ia_fraction`,
+    `categorical_min_per_type` and `categorical_max_per_type` (legacy/data_cuts.py's
+    meaning), drawn at random with `config.seed`. The record is empty when none applies."""
+    names = np.asarray(type_names, dtype=object).astype(str)
+    keep = np.ones(len(names), dtype=bool)
+    frac = config.Ia_fraction
+    per_type = config.categorical or frac == "categorical"
+    lo, hi = config.categorical_min_per_type, config.categorical_max_per_type
+    if not per_type and (lo or hi):
+        log.info("categorical_min_per_type / categorical_max_per_type apply to categorical training sets "
+                 "(categorical: true or Ia_fraction: categorical); this binary one ignores them")
+    if frac is None and not (per_type and (lo or hi)):
+        return keep, {}
+    rng = np.random.default_rng(config.seed)
+    before = _counts(names, keep)
+    record: dict = {"before": before}
+    if per_type and lo:
+        few = {t: n for t, n in before.items() if n < lo}
+        record["categorical_min_per_type"] = lo
+        record["dropped_types"] = few
+        if few:
+            log.info("categorical_min_per_type %d: dropping %s (too few objects)", lo, _listing(few))
+            keep &= ~np.isin(names, list(few))
+        left = _counts(names, keep)
+        if len(left) < 2:
+            raise ConfigError(f"categorical_min_per_type {lo} leaves {len(left)} class(es) ({_listing(left)}) of "
+                              f"the training heatmaps' {_listing(before)}: at least two are needed")
+    if per_type and hi:
+        record["categorical_max_per_type"] = hi
+        for t, n in _counts(names, keep).items():
+            if n > hi:
+                _draw_down(keep, names == t, hi, rng)
+    if frac == "categorical":
+        left = _counts(names, keep)
+        if len(left) < 2:
+            raise ConfigError(f"Ia_fraction: categorical balances the types, but the training heatmaps hold "
+                              f"only {_listing(left)}")
+        floor = min(left.values())
+        for t in left:
+            _draw_down(keep, names == t, floor, rng)
+        record["Ia_fraction"] = "categorical"
+    elif frac is not None:
+        is_ia = names == IA
+        n_ia, n_non = int((keep & is_ia).sum()), int((keep & ~is_ia).sum())
+        if n_ia == 0 or n_non == 0:
+            raise ConfigError(f"Ia_fraction {frac:g} needs SN Ia ({IA}) and other types in the training heatmaps; "
+                              f"they hold {_listing(_counts(names, keep))}")
+        # the over-represented side is drawn down: SN Ia to f/(1-f) per non-Ia, or the reverse
+        fewer_ia = n_ia / (n_ia + n_non) > frac
+        if fewer_ia:
+            want = int(math.floor(frac / (1 - frac) * n_non + 1e-9))
+        else:
+            want = int(math.floor((1 - frac) / frac * n_ia + 1e-9))
+        if want == 0:
+            raise ConfigError(f"Ia_fraction {frac:g} with {n_ia} SN Ia and {n_non} others leaves no "
+                              f"{'SN Ia' if fewer_ia else 'non-Ia'} to train on")
+        _draw_down(keep, is_ia if fewer_ia else ~is_ia, want, rng)
+        record["Ia_fraction"] = float(frac)
+        n_ia = int((keep & is_ia).sum())
+        record["Ia_share"] = n_ia / int(keep.sum())
+    if frac is not None:
+        record["class_weights"] = False
+        if config.class_balanced:
+            log.warning("class_balanced: true draws every class down to the rarest after Ia_fraction %s chose "
+                        "the set, so the split is balanced, not Ia_fraction's mix", frac)
+    record["after"] = _counts(names, keep)
+    record["seed"] = config.seed
+    log.info("training set chosen by %s: %s -> %s",
+             ", ".join(k for k in ("Ia_fraction", "categorical_min_per_type", "categorical_max_per_type")
+                       if k in record), _listing(before), _listing(record["after"]))
+    return keep, record
 
 
 def split_snids(snids: np.ndarray, y: np.ndarray, config: SconeConfig) -> pd.DataFrame:
@@ -153,16 +266,50 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     one appears whole or not at all (see `folder.writing`)."""
     out = Path(out_dir)
     check_replaceable(out, force)  # before any work; checked again under the lock
+    catalogs = dict(catalogs)
+    augmented = catalogs.pop(AUGMENTED, None)  # several copies per SNID by design: not checked as a set
+    if not catalogs:
+        raise ConfigError(f"the heatmap set {AUGMENTED} only adds copies of training objects: it needs "
+                          "the set it was made from (full or early_*) beside it")
     catalogs = {name: unique_objects(cat, config, f"heatmap set {name}") for name, cat in catalogs.items()}
     catalog = merge_catalogs(list(catalogs.values()))
     if config.with_z:
         check_redshift(catalog, config, "this model is trained with with_z: true")
     with writing(out, force=force) as folder:
-        return _train_into(folder, config, catalogs, catalog, band_to_wave, progress, split)
+        result = _train_into(folder, config, catalogs, catalog, band_to_wave, progress, split, augmented)
+    # SCONE / Pippin users look beside the model folder (output_path) for the history
+    atomic_write_text(out.absolute().parent / TRAINING_HISTORY_FILE, (out / TRAINING_HISTORY_FILE).read_text())
+    return result
+
+
+def _with_augmented(catalog: HeatmapCatalog, augmented: HeatmapCatalog | None, split: pd.DataFrame,
+                    config: SconeConfig) -> tuple[HeatmapCatalog, dict]:
+    """The training data: `catalog` plus the augmented copies of training-split objects only
+    (validation and test objects' copies are left out of the index, so never read); and the
+    record of what was used. Without augmented heatmaps, `catalog` itself."""
+    if augmented is None:
+        return catalog, {}
+    train_ids = set(split.loc[split.set == "train", "SNID"].astype(str))
+    idx = augmented.index
+    used = idx.SNID.astype(str).isin(train_ids).to_numpy()
+    share = used.sum() / len(idx) if len(idx) else 0.0
+    kept = HeatmapCatalog(idx[used].reset_index(drop=True), augmented.skipped, augmented.shape,
+                          int(augmented.total_bytes * share), augmented.band_to_wave, complete=bool(used.all()))
+    info = {"heatmap_set": AUGMENTED, "used": int(used.sum()),
+            "objects": int(idx.SNID[used].astype(str).nunique()),
+            "left_out": int((~used).sum()),  # copies of validation, test or unselected objects
+            "skipped": int(len(augmented.skipped)), **AugmentSettings.from_config(config).fingerprint()}
+    log.info("augmentation: %d augmented heatmaps of %d training objects join the %d unaugmented training "
+             "objects (%d copies of other objects left out)", info["used"], info["objects"], len(train_ids),
+             info["left_out"])
+    if not used.any():
+        return catalog, info
+    return merge_catalogs([catalog, kept]), info
 
 
 def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatalog], catalog: HeatmapCatalog,
-                band_to_wave: dict[str, float] | None, progress: bool, split: pd.DataFrame | None) -> dict:
+                band_to_wave: dict[str, float] | None, progress: bool, split: pd.DataFrame | None,
+                augmented: HeatmapCatalog | None = None) -> dict:
     import keras
     import tensorflow as tf
 
@@ -176,17 +323,26 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
     log.info("training on %s", f"{len(gpus)} GPU(s)" if gpus else "CPU")
 
     objects = catalog.index.drop_duplicates("SNID")
+    selection: dict = {}
+    if split is None:
+        keep, selection = select_training_set(objects.TYPE_NAME, config)
+        objects = objects[keep]
+    elif config.Ia_fraction is not None or config.categorical_min_per_type or config.categorical_max_per_type:
+        log.info("a split was given: it decides the training set (whoever made it applied Ia_fraction / "
+                 "categorical_min_per_type / categorical_max_per_type, as the platform's balanced_catalog does)")
     labels = make_labels(objects.TYPE_NAME, config.categorical)
     if split is None:
         split = split_snids(objects.SNID.astype(str).to_numpy(), labels.encode(objects.TYPE_NAME), config)
     else:
         split = split.assign(SNID=split.SNID.astype(str))
         split = split[split.SNID.isin(set(objects.SNID.astype(str)))].reset_index(drop=True)
-    plan = plan_loading(config, len(catalog), catalog.total_bytes)
+    training, augmentation = _with_augmented(catalog, augmented, split, config)
+    plan = plan_loading(config, len(training), training.total_bytes)
     n_classes = len(labels.classes)
     log.info("split (rows: set, columns: label):\n%s", split.groupby(["set", "label"]).size().unstack(fill_value=0))
     y_train = split.loc[split.set == "train", "label"].to_numpy()
-    weights = None if config.class_balanced else class_weights(y_train, n_classes)
+    weights = None if config.class_balanced or selection.get("class_weights") is False \
+        else class_weights(y_train, n_classes)
     has_val = bool((split.set == "val").any())
     if config.lr_schedule == "plateau" and not has_val:
         raise ConfigError("lr_schedule: plateau watches the validation loss, but there are no validation objects "
@@ -204,7 +360,7 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
         callbacks = _callbacks(config, keras)
         if plan.kind in ("memory", "legacy"):
             if arrays is None:  # loaded once, after the first network is built (as before ensembles)
-                arrays = load_arrays(catalog, set(split.SNID), batch=plan.chunk_size)
+                arrays = load_arrays(training, set(split.SNID), batch=plan.chunk_size)
                 which = split.set_index("SNID").set
                 row_set = np.array([which[s] for s in arrays["snid"]])
                 y = labels.encode(arrays["type_name"])
@@ -215,7 +371,7 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
                 validation_data=(_inputs(arrays, va, config.with_z), y[va]) if has_val else None,
                 verbose=1 if progress else 0)
         else:
-            train_ds = _stream(catalog, split, "train", config.with_z, config.batch_size, True, seed)
+            train_ds = _stream(training, split, "train", config.with_z, config.batch_size, True, seed)
             val_ds = _stream(catalog, split, "val", config.with_z, config.batch_size, False, seed)
             history = model.fit(train_ds, validation_data=val_ds if has_val else None, epochs=config.num_epochs,
                                 class_weight=weights, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
@@ -230,13 +386,16 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
     for k, model in enumerate(models):
         model.save(out / member_model_file(k))
         atomic_write_text(out / member_history_file(k), json.dumps(hists[k], indent=1))
+    atomic_write_text(out / TRAINING_HISTORY_FILE, training_history_text(hists[0]))
+    atomic_write_text(out / FILTER_WAVE_FILE, filter_wavelengths_text(dict(band_to_wave or {})))
     meta = ModelMeta(
         classes=labels.classes, categorical=labels.categorical, with_z=config.with_z,
         shape=tuple(catalog.shape), band_to_wave=dict(band_to_wave or {}), heatmap_sets=list(catalogs),
         loader=plan.kind, loader_notes=list(plan.notes), n_train=int((split.set == "train").sum()),
         n_val=int((split.set == "val").sum()), n_test=int((split.set == "test").sum()), train_seconds=seconds,
         temperature=temperature, lr_schedule=config.lr_schedule, ensemble_size=config.ensemble_size,
-        member_seeds=[config.seed + k for k in range(config.ensemble_size)])
+        member_seeds=[config.seed + k for k in range(config.ensemble_size)], training_set=selection,
+        augmentation=augmentation or {})
     atomic_write_text(out / META_FILE, meta.to_json())
     atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / SPLIT_FILE, index=False)
@@ -252,9 +411,16 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
         members[name] = member_probs
         per_set[name] = (snids, types, apply_temperature(probs, temperature, labels.categorical))
     report = _ensemble_report(labels, per_set, members, meta.member_seeds) if len(models) > 1 else None
-    return evaluate_and_report(out, labels, per_set, hists[0], catalog,
-                               calibration=_calibration_report(labels, per_set, raw, temperature),
-                               ensemble=report)
+    result = evaluate_and_report(out, labels, per_set, hists[0], catalog,
+                                 calibration=_calibration_report(labels, per_set, raw, temperature),
+                                 ensemble=report)
+    if selection:
+        result["training_set"] = selection
+    if augmentation:
+        result["augmentation"] = augmentation
+    if selection or augmentation:
+        atomic_write_text(out / METRICS_FILE, json.dumps(result, indent=1, default=float))
+    return result
 
 
 def cosine_learning_rate(epoch: int, num_epochs: int, initial: float) -> float:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from scone_assets.simulate.classes import SimulationError
+from scone_assets.snana.read import Z_COLUMNS, best_redshift
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ PEAK_JITTER_DAYS = 2.0
 DEFAULT_Z = (0.01, 0.5)  # used, with a warning, when the data carry no redshift
 BAND_WIDTH_FRACTION = 0.085  # Gaussian throughput sigma / wavelength (DES and PS1 bands are 0.07-0.11)
 SAME_BAND_A = 1.0  # one letter this close in two inputs is one band
-Z_COLUMNS = ("REDSHIFT_FINAL", "HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ")  # an object's redshift: the first known
 
 
 @dataclass
@@ -169,12 +169,9 @@ def _band_ids(bands: list[_Band]) -> tuple[list[str], list[str]]:
 
 
 def _redshift(row) -> tuple[float, str | None]:
-    """The object's redshift and the column it came from (the first of Z_COLUMNS known)."""
-    for col in Z_COLUMNS:
-        z = float(getattr(row, col, np.nan))
-        if np.isfinite(z) and z > 0:
-            return z, col
-    return np.nan, None
+    """The object's redshift and the column it came from (`best_redshift`)."""
+    z, _, col = best_redshift(row)
+    return z, col
 
 
 def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from scone_assets.snana.model import ZP_FLUXCAL, SnanaReadError, clean_snid, empty_obs
+from scone_assets.snana.lightcurves import ZP_FLUXCAL, SnanaReadError, clean_snid, empty_obs
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,8 @@ def _locate(path, snids, head_cols, mjd, warnings) -> np.ndarray:
     )
 
 
-def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict]:
-    """Raw HEAD columns (in HEAD order) and the observation table, SNIDs attached.
-
-    Returns (head columns, obs, info) where info holds `survey`, `zp`, `band_names`,
-    `warnings`; type naming and cleaning happen in `read.py`, shared with TEXT.
-    """
+def _head(head_path: str) -> tuple[fits.HDUList, dict[str, np.ndarray]]:
     head_hdul = _open_fits(head_path)
-    phot_hdul = _open_fits(phot_path)
     head_hdu = head_hdul[1]
     if head_hdu.data is None:  # NAXIS2 = 0: astropy gives no data, but the columns are declared
         head_cols = {c.name: np.array([]) for c in head_hdu.columns}
@@ -173,8 +167,24 @@ def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray
         head_cols = _scalar_columns(head_hdu.data)
     if "SNID" not in head_cols:
         raise SnanaReadError(head_path, "HEAD table has no SNID column")
-    snids = [clean_snid(s) for s in head_cols["SNID"]]
-    head_cols["SNID"] = np.array(snids, dtype=object)
+    head_cols["SNID"] = np.array([clean_snid(s) for s in head_cols["SNID"]], dtype=object)
+    return head_hdul, head_cols
+
+
+def read_fits_head(head_path: str) -> dict[str, np.ndarray]:
+    """A HEAD file's scalar columns alone (SNIDs cleaned), without its PHOT file."""
+    return _head(head_path)[1]
+
+
+def read_fits_pair(head_path: str, phot_path: str) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict]:
+    """Raw HEAD columns (in HEAD order) and the observation table, SNIDs attached.
+
+    Returns (head columns, obs, info) where info holds `survey`, `zp`, `band_names`,
+    `warnings`; type naming and cleaning happen in `read.py`, shared with TEXT.
+    """
+    head_hdul, head_cols = _head(head_path)
+    phot_hdul = _open_fits(phot_path)
+    snids = list(head_cols["SNID"])
 
     hdr = head_hdul[0].header
     phot_hdr = phot_hdul[0].header

@@ -24,7 +24,7 @@ import pandas as pd
 from scone_assets.bands import band_letter, place_bands, survey_table
 from scone_assets.config import ConfigError, SconeConfig, expand
 from scone_assets.snana.fits_read import read_fits_pair
-from scone_assets.snana.model import LightCurves, SnanaReadError
+from scone_assets.snana.lightcurves import LightCurves, SnanaReadError
 from scone_assets.snana.readme import ReadmeInfo, parse_readme
 from scone_assets.snana.text_read import read_text_file
 from scone_assets.snana.types import IA, UNKNOWN, class_name, type_name_for
@@ -38,6 +38,21 @@ TEXT_FILES_PER_UNIT = 1000
 SNANA_FILES = "*_HEAD.FITS/*_PHOT.FITS pairs or TEXT .DAT files"
 INPUT_KEYS = "input_path, metadata_paths + lcdata_paths, or input_data_paths"
 HOST_Z_COLUMNS = ("HOSTGAL_SPECZ", "HOSTGAL_SPECZ_ERR", "HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
+# an object's redshift: the first of these it has (SNANA's own best value, then the host's
+# spectroscopic, then its photometric redshift), with the error column beside each
+Z_COLUMNS = ("REDSHIFT_FINAL", "HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ")
+Z_ERR_COLUMNS = {"REDSHIFT_FINAL": "REDSHIFT_FINAL_ERR", "HOSTGAL_SPECZ": "HOSTGAL_SPECZ_ERR",
+                 "HOSTGAL_PHOTOZ": "HOSTGAL_PHOTOZ_ERR"}
+
+
+def best_redshift(row) -> tuple[float, float, str | None]:
+    """(z, z_err, column) of one meta row: the first of Z_COLUMNS known (finite, > 0),
+    else (NaN, NaN, None). A missing error stays NaN."""
+    for col in Z_COLUMNS:
+        z = float(getattr(row, col, np.nan))
+        if np.isfinite(z) and z > 0:
+            return z, float(getattr(row, Z_ERR_COLUMNS[col], np.nan)), col
+    return np.nan, np.nan, None
 
 
 @dataclass
@@ -323,25 +338,12 @@ def _missing(values: np.ndarray) -> np.ndarray:
     return v
 
 
-def assemble(
-    source: str,
-    head: Mapping[str, np.ndarray],
-    obs: pd.DataFrame,
-    *,
-    survey: str | None,
-    band_names: Mapping[str, str],
-    readme: ReadmeInfo | None,
-    config: SconeConfig | None,
-    labels: Mapping[str, str] | None,
-    warnings: list[str],
-    fallback: Mapping[str, float] | None = None,
-    sources: list[str] | None = None,
-) -> LightCurves:
-    """Shared by FITS and TEXT: type names, peak times, cleaning and skips.
-
-    `sources` names the file of each HEAD row (TEXT units), else every row is `source`."""
-    snids = list(head["SNID"])
-    n = len(snids)
+def head_types(head: Mapping[str, np.ndarray], *, readme: ReadmeInfo | None,
+               config: SconeConfig | None, labels: Mapping[str, str] | None
+               ) -> tuple[bool, list[int], list[str]]:
+    """(is_sim, type codes, type names) of a HEAD table's rows: what a full read gives them,
+    from the HEAD alone (the training-set selection counts classes before PHOT is read)."""
+    n = len(head["SNID"])
     has_sim_cols = any(k in head for k in ("SIM_GENTYPE", "SIM_TYPE_INDEX")) or bool(
         np.any(_col(head, n, "IS_SIM_HINT", default=False).astype(bool))
     )
@@ -370,6 +372,31 @@ def assemble(
             name = type_name_for(code)
         type_codes.append(code)
         type_names.append(name)
+    if labels:
+        type_names = [labels.get(str(snid), name) for snid, name in zip(head["SNID"], type_names, strict=True)]
+    return is_sim, type_codes, type_names
+
+
+def assemble(
+    source: str,
+    head: Mapping[str, np.ndarray],
+    obs: pd.DataFrame,
+    *,
+    survey: str | None,
+    band_names: Mapping[str, str],
+    readme: ReadmeInfo | None,
+    config: SconeConfig | None,
+    labels: Mapping[str, str] | None,
+    warnings: list[str],
+    fallback: Mapping[str, float] | None = None,
+    sources: list[str] | None = None,
+) -> LightCurves:
+    """Shared by FITS and TEXT: type names, peak times, cleaning and skips.
+
+    `sources` names the file of each HEAD row (TEXT units), else every row is `source`."""
+    snids = list(head["SNID"])
+    n = len(snids)
+    is_sim, type_codes, type_names = head_types(head, readme=readme, config=config, labels=labels)
 
     peak = _missing(_col(head, n, "PEAKMJD"))
     for alt in ("SEARCH_PEAKMJD", "SIM_PEAKMJD"):
@@ -391,10 +418,6 @@ def assemble(
             **{c: _missing(_col(head, n, c)) for c in HOST_Z_COLUMNS},
         }
     )
-    if labels:
-        relabel = meta["SNID"].astype(str).map(labels)
-        meta["TYPE_NAME"] = relabel.fillna(meta["TYPE_NAME"])
-
     files = np.asarray(sources if sources is not None else [source] * n, dtype=object)
     obs, first_rows, duplicates = _drop_duplicates(source, meta["SNID"], files, obs, warnings)
     all_obs = obs

@@ -12,7 +12,7 @@ from typing import Any
 
 from scone_assets.config import SconeConfig
 from scone_assets.outcome import Exit
-from scone_assets.snana.model import LightCurves, SnanaReadError
+from scone_assets.snana.lightcurves import LightCurves, SnanaReadError
 from scone_assets.snana.read import Discovery, load_labels, read_unit
 
 MAX_SHOWN = 10

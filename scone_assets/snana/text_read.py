@@ -12,7 +12,7 @@ import re
 import fsspec
 import numpy as np
 
-from scone_assets.snana.model import SnanaReadError, clean_snid
+from scone_assets.snana.lightcurves import SnanaReadError, clean_snid
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _SIM_TYPE = re.compile(r"SN\s*Type\s*=\s*([^,\s]+)", re.IGNORECASE)

@@ -21,7 +21,7 @@ from astropy.io import fits
 
 from scone_assets.atomic import atomic_write_bytes, atomic_write_text
 from scone_assets.snana.fits_read import SEPARATOR_MJD
-from scone_assets.snana.model import ZP_FLUXCAL
+from scone_assets.snana.lightcurves import ZP_FLUXCAL
 
 
 def _column(name: str, values: pd.Series | np.ndarray) -> fits.Column:
