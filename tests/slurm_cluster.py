@@ -122,6 +122,22 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
         while self.jobs() and time.time() < deadline:
             time.sleep(1)
 
+    def _step_daemons(self) -> list[int]:
+        """This cluster's slurmstepd processes (they daemonize, so they are found by the
+        SLURM_CONF they inherit from slurmd): a job step still reporting its end when slurmd
+        stops would otherwise linger after the tests."""
+        mark = f"SLURM_CONF={self.conf}".encode()
+        pids = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if (proc / "comm").read_text().strip() != "slurmstepd":
+                    continue
+                if mark in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except (OSError, ValueError):
+                continue
+        return pids
+
     def stop(self) -> None:
         for pid_file in (self.root / "slurmd.pid", self.root / "slurmctld.pid", self.root / "munge" / "munged.pid"):
             try:
@@ -135,6 +151,9 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
                     time.sleep(0.2)
                 except OSError:
                     break
+        for pid in self._step_daemons():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def running_cluster(tmp_path_factory) -> Iterator[SlurmCluster]:

@@ -239,10 +239,10 @@ def test_training_uses_augmented_copies_of_training_objects_only(sim, tmp_path, 
                                progress=False)
     assert streamed["augmentation"]["used"] == expected
 
-    # without the set (augment_copies 0): nothing about augmentation is written
+    # without the set (augment_copies 0): no augmentation in the metrics, an empty record in the meta
     plain = train_mod.train(SconeConfig(**{**cfg.model_dump(), "augment_copies": 0}), {"full": catalogs["full"]},
                             tmp_path / "m3", progress=False)
     assert "augmentation" not in plain
-    assert "augmentation" not in json.loads((tmp_path / "m3" / "model_meta.json").read_text())
+    assert json.loads((tmp_path / "m3" / "model_meta.json").read_text())["augmentation"] == {}
     with pytest.raises(ConfigError, match="needs the set it was made from"):
         train_mod.train(cfg, {"augmented": catalogs["augmented"]}, tmp_path / "m4", progress=False)
