@@ -186,9 +186,10 @@ class SconeConfig(BaseModel):
     @classmethod
     def _per_class(cls, v: Any) -> Any:
         """SCONE writes `10` (both classes) or `"20,10"` (Ia, nonIa)."""
-        if v is None or isinstance(v, tuple | list):
-            return tuple(v) if v is not None and len(v) == 2 else (v if v is None else _bad_pair(v))
-        parts = [p.strip() for p in str(v).split(",") if p.strip()]
+        if v is None:
+            return v
+        parts = [str(p).strip() for p in v] if isinstance(v, tuple | list) else \
+            [p.strip() for p in str(v).split(",") if p.strip()]
         try:
             nums = [int(float(p)) for p in parts]
         except ValueError:

@@ -129,6 +129,7 @@ def test_scone_selection_and_slurm_keys_have_scones_meaning(tmp_path, caplog, mo
     assert config_from_dict({"Ia_fraction": "categorical"}).Ia_fraction == "categorical"
     for bad, key in (({"prescale_heatmaps": "a,b"}, "prescale_heatmaps"), ({"prescale_heatmaps": "1,2,3"},
                      "prescale_heatmaps"), ({"nevt_select_heatmaps": 0}, "nevt_select_heatmaps"),
+                     ({"nevt_select_heatmaps": [0, 5]}, "nevt_select_heatmaps"),
                      ({"Ia_fraction": 1.5}, "Ia_fraction")):
         with pytest.raises(ConfigError, match=key):
             config_from_dict(bad)
