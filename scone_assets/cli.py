@@ -177,18 +177,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     """Register the input units of the configs as Dagster partitions (no sensor needed)."""
     from scone_assets.defs.demo import instance_for, register_partitions
+    from scone_assets.defs.partitions import PARTITIONS
     from scone_assets.defs.resources import SconeResource
 
     scone = SconeResource(train_config_path=args.config_path, predict_config_path=args.predict_config_path,
                           output_root=os.environ.get("SCONE_OUTPUT_ROOT"))
-    keys = scone.all_partition_keys()
+    keys = scone.partition_keys()
     home = args.dagster_home or os.environ.get("DAGSTER_HOME")
     if not home:
         raise ConfigError("set DAGSTER_HOME (or --dagster_home) to the Dagster instance to register into")
     new = register_partitions(instance_for(home), keys)
-    print(f"{len(keys)} partitions ({len(new)} new) in {home}:")
-    for k in keys:
-        print(f"  {k}{'  (new)' if k in new else ''}")
+    for role, unit_keys in keys.items():
+        print(f"{PARTITIONS[role].name}: {len(unit_keys)} partitions ({len(new[role])} new) in {home}:")
+        for k in unit_keys:
+            print(f"  {k}{'  (new)' if k in new[role] else ''}")
     return 0
 
 
@@ -199,6 +201,7 @@ seed: 1
 """
 DEMO_PREDICT = """input_path: {data}
 mode: predict
+# for `scone predict`; the platform's predictions use the promoted model version
 trained_model: {model}
 """
 
@@ -219,20 +222,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     configs.mkdir(parents=True, exist_ok=True)
     (configs / "train.yml").write_text(DEMO_TRAIN.format(sims=sims.folder))
     (configs / "predict.yml").write_text(DEMO_PREDICT.format(
-        data=data.folder, model=platform / "train" / "trained_model"))
+        data=data.folder, model=platform / "models" / "versions" / "v0001"))
     env = {"SCONE_TRAIN_CONFIG": str(configs / "train.yml"), "SCONE_PREDICT_CONFIG": str(configs / "predict.yml"),
            "SCONE_OUTPUT_ROOT": str(platform)}
     os.environ.update(env)
     defs = build_defs(env["SCONE_TRAIN_CONFIG"], env["SCONE_PREDICT_CONFIG"], env["SCONE_OUTPUT_ROOT"], jobs=args.jobs)
     instance = instance_for(out / "dagster_home")
-    keys = defs.resources["scone"].all_partition_keys()
+    keys = defs.resources["scone"].partition_keys()
     register_partitions(instance, keys)
     result = run_pipeline(defs, instance, keys)
     (out / "ui.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()) + f"DAGSTER_HOME={out / 'dagster_home'}\n")
     m = result["metrics"]
     print(f"\nmodel: accuracy {m['accuracy']:.3f}, AUC {m['auc']:.3f}, SN Ia purity {m['purity']:.3f}, "
           f"efficiency {m['efficiency']:.3f} on {m['n_test']} test light curves; checks {result['checks']}")
-    print(f"model folder: {platform / 'train' / 'trained_model'} (metrics.json, roc.png, confusion_matrix.png)")
+    print(f"model version {result['version']} in {result['model_dir']} (metrics.json, roc.png, "
+          f"confusion_matrix.png); promoted: {result['promoted'] or 'none'}")
     print(f"predictions: {platform / 'predict' / 'predictions.csv'}")
     print("see it all in the Dagster UI: make ui")
     return 0

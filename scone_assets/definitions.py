@@ -4,7 +4,8 @@ The library under `scone_assets/` knows nothing of Dagster; the assets,
 partitions, IO managers, resources, sensors, schedules, jobs and checks that
 wrap it live under `scone_assets/defs/`. Configuration comes from the
 environment: SCONE_TRAIN_CONFIG and SCONE_PREDICT_CONFIG (SCONE YAML files) and
-SCONE_OUTPUT_ROOT (where catalogs, heatmaps, models and predictions go). The survey_like
+SCONE_OUTPUT_ROOT (where catalogs, heatmaps, models and predictions go);
+SCONE_RETRAIN_CRON adds a retraining at every tick of that cron. The survey_like
 flow's sizes (`scone` resource fields, also set in the launchpad) may come from SCONE_LIKE_N
 and SCONE_LIKE_EPOCHS.
 """
@@ -15,10 +16,9 @@ import dagster as dg
 
 from scone_assets.defs import assets, like
 from scone_assets.defs.io_managers import HeatmapIOManager, ModelIOManager, ParquetIOManager
-from scone_assets.defs.jobs import heatmaps_job, like_job, like_predict_job, predict_job, train_job
+from scone_assets.defs.jobs import JOBS
 from scone_assets.defs.resources import SconeResource
-from scone_assets.defs.schedules import nightly_retrain
-from scone_assets.defs.sensors import like_sensor, new_simulations_sensor, retrain_sensor
+from scone_assets.defs.sensors import automation_sensor, like_sensor, new_inputs_sensor
 
 
 def build_defs(train_config: str, predict_config: str | None, output_root: str,
@@ -30,9 +30,8 @@ def build_defs(train_config: str, predict_config: str | None, output_root: str,
                           output_root=output_root, jobs=jobs, **sizes)
     return dg.Definitions(
         assets=dg.load_assets_from_modules([assets, like]),
-        jobs=[heatmaps_job, train_job, predict_job, like_job, like_predict_job],
-        schedules=[nightly_retrain],
-        sensors=[new_simulations_sensor, retrain_sensor, like_sensor],
+        jobs=JOBS,
+        sensors=[new_inputs_sensor, automation_sensor, like_sensor],
         resources={
             "scone": scone,
             "parquet_io_manager": ParquetIOManager(base_dir=f"{output_root.rstrip('/')}/catalogs"),

@@ -66,13 +66,13 @@ def write_table(path: Path, columns: dict[str, np.ndarray], header: dict | None 
 
 
 def dagster_home_env(tmp: Path, train_config: Path, **extra: str) -> tuple[Path, dict]:
-    """A temporary Dagster instance with the project's dagster.yaml, and the environment that
-    points the code location at `train_config`."""
+    """A temporary Dagster instance with the project's dagster.yaml (defs/dagster_demo.yaml),
+    and the environment that points the code location at `train_config`."""
     import shutil
 
     home = tmp / "dagster_home"
     home.mkdir(exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "scone_assets" / "defs" / "dagster_demo.yaml", home / "dagster.yaml")
     env = os.environ | {"DAGSTER_HOME": str(home), "SCONE_TRAIN_CONFIG": str(train_config),
                         "SCONE_OUTPUT_ROOT": str(tmp / "out"), "SCONE_JOBS": "1", **extra}
     env.pop("SCONE_PREDICT_CONFIG", None)

@@ -181,7 +181,7 @@ def sh(args, env, timeout: float = 300):
     return res
 
 
-def launch(env, key, tags=None, config=None, job: str = "heatmaps_job"):
+def launch(env, key, tags=None, config=None, job: str = "training_heatmaps_job"):
     args = [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets", "-j", job,
             "--tags", json.dumps({"dagster/partition": key, **(tags or {})})]
     if config:

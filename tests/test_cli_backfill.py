@@ -34,27 +34,26 @@ def sh(args, env, timeout=300):
 def test_register_materialize_and_backfill_through_the_queue(home):
     tmp, dh, env = home
     res = sh([str(BIN / "scone"), "register", "--config_path", str(tmp / "train.yml")], env)
-    assert "3 partitions (3 new)" in res.stdout
-    keys = [f"train:CLI__CLI-000{i}" for i in (1, 2, 3)]
-    sh([str(BIN / "dagster"), "asset", "materialize", "-m", "scone_assets.definitions", "--select", "heatmaps",
+    assert "training_sims: 3 partitions (3 new)" in res.stdout
+    keys = [f"CLI-000{i}" for i in (1, 2, 3)]
+    sh([str(BIN / "dagster"), "asset", "materialize", "-m", "scone_assets.definitions", "--select", "training_heatmaps",
         "--partition", keys[0]], env)
-    assert (tmp / "out" / "heatmaps" / "full" / "CLI__CLI-0001" / "heatmaps.tfrecord").is_file()
+    assert (tmp / "out" / "heatmaps" / "full" / "CLI-0001" / "heatmaps.tfrecord").is_file()
 
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        sh([str(BIN / "dagster"), "job", "backfill", "-j", "heatmaps_job", "--partitions", ",".join(keys[1:]),
+        sh([str(BIN / "dagster"), "job", "backfill", "-j", "training_heatmaps_job", "--partitions", ",".join(keys[1:]),
             "--noprompt", "-w", "workspace.yaml", "-l", "scone_assets"], env)
         os.environ["DAGSTER_HOME"] = str(dh)
         instance = dg.DagsterInstance.get()
         runs = wait_for_runs(instance, 2, lambda rs: all(r.is_finished for r in rs))
         assert sorted(r.tags.get("dagster/partition") for r in runs) == keys[1:]
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
-        for key in keys[1:]:
-            unit = key.split(":")[1]
+        for unit in keys[1:]:
             assert (tmp / "out" / "heatmaps" / "full" / unit / "index.parquet").is_file()
         # --all: every registered partition, again through the queue
-        sh([str(BIN / "dagster"), "job", "backfill", "-j", "heatmaps_job", "--all", "all", "--noprompt",
+        sh([str(BIN / "dagster"), "job", "backfill", "-j", "training_heatmaps_job", "--all", "all", "--noprompt",
             "-w", "workspace.yaml", "-l", "scone_assets"], env)
         runs = wait_for_runs(instance, 5, lambda rs: all(r.is_finished for r in rs))
         assert sorted(r.tags.get("dagster/partition") for r in runs[:3]) == keys

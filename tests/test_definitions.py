@@ -13,13 +13,15 @@ def test_code_location_loads():
     from scone_assets.definitions import defs
 
     assert isinstance(defs, dg.Definitions)
-    assert len(list(defs.resolve_all_asset_specs())) == 10  # 6 + the survey_like group's 4
+    # 3 per partition set, balanced_catalog, trained_model, promoted_model, predictions, and
+    # the survey_like group's 4
+    assert len(list(defs.resolve_all_asset_specs())) == 14
 
 
 def test_dg_check_defs(tmp_path):
     dg_bin = Path(sys.executable).parent / "dg"
     assert dg_bin.exists(), "dagster-dg-cli is a declared dependency"
-    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(REPO / "scone_assets" / "defs" / "dagster_demo.yaml", tmp_path / "dagster.yaml")
     env = os.environ | {"DAGSTER_HOME": str(tmp_path)}
     res = subprocess.run([str(dg_bin), "check", "defs"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300)

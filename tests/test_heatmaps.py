@@ -11,6 +11,7 @@ import pytest
 from scone_assets.config import SconeConfig
 from scone_assets.extinction import ccm89
 from scone_assets.heatmaps import HeatmapError
+from scone_assets.heatmaps.augment import NO_SIGNAL
 from scone_assets.heatmaps.gp import fit_fast, fit_george, predict_fast, predict_george
 from scone_assets.heatmaps.grid import (
     GridSpec,
@@ -21,10 +22,12 @@ from scone_assets.heatmaps.grid import (
 )
 from scone_assets.heatmaps.kernels import exp_neg_array
 from scone_assets.heatmaps.linalg import TRI_INV_BLOCK, tri_inv_lower
+from scone_assets.heatmaps.make import NO_FLUX_PEAK, PEAK_RATIO_LIMIT
 from scone_assets.heatmaps.run import make_heatmaps
 from scone_assets.heatmaps.store import INDEX, SHARD, SUMMARY, decode_image, read_shard, record_id
 from scone_assets.simulate.run import simulate
 from scone_assets.snana.read import discover_paths, read_unit
+from scone_assets.snana.write import write_fits_pair
 
 DES = {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}
 
@@ -165,7 +168,7 @@ def sim_folder(tmp_path_factory):
 def test_shards_index_summary_and_reruns(sim_folder, tmp_path):
     cfg = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=60)
     res = make_heatmaps(cfg, jobs=2, progress=False).results
-    assert [r.unit for r in res] == ["HMSIM__HMSIM-0001", "HMSIM__HMSIM-0002"]
+    assert [r.unit for r in res] == ["HMSIM-0001", "HMSIM-0002"]
     assert all(r.status == "done" for r in res)
     folder = res[0].folder
     index = pd.read_parquet(folder / INDEX)
@@ -194,6 +197,32 @@ def test_shards_index_summary_and_reruns(sim_folder, tmp_path):
     assert next(read_shard(forced[0].folder / SHARD, (32, 50)))["image"].shape == (32, 50, 2)
 
 
+def test_progress_callback_counts_every_light_curve(sim_folder, tmp_path, monkeypatch):
+    from scone_assets.heatmaps import run
+    from scone_assets.heatmaps.make import start_worker
+    from scone_assets.snana.read import discover
+    from scone_assets.workers import WorkerPool
+
+    monkeypatch.setattr(run, "PROGRESS_EVERY", 8)  # 20 light curves per unit: calls at 8, 16, end
+    cfg = SconeConfig(input_path=str(sim_folder), heatmaps_path=str(tmp_path / "h"), num_mjd_bins=60)
+    seen: list[run.HeatmapProgress] = []
+    res = make_heatmaps(cfg, jobs=2, progress=False, on_progress=seen.append).results
+    for r in res:
+        mine = [p for p in seen if p.unit == r.unit]
+        assert [p.done for p in mine] == [8, 16, 20] and {p.total for p in mine} == {20}
+        assert mine[-1].done == r.written + sum(r.skipped.values()) and mine[-1].eta_seconds == 0
+        assert all(p.heatmap_set == "full" and p.rate > 0 for p in mine)
+    p = seen[0]
+    assert str(p) == p.text() == (f"HMSIM-0001 [full]: 8/20 light curves, {p.rate:.1f}/s, "
+                                  f"ETA {p.eta_seconds:.0f} s")
+    # the Dagster path: one unit, remade with force; one job makes chunks of 5, counted per chunk
+    seen.clear()
+    with WorkerPool(1, start_worker) as pool:
+        one = run.heatmaps_for_unit(discover(cfg).units[1], cfg, pool, force=True, on_progress=seen.append)
+    assert one[0].status == "remade" and [(p.unit, p.done) for p in seen] == [
+        ("HMSIM-0002", 10), ("HMSIM-0002", 20)]  # the end was just reported: not twice
+
+
 def test_string_snids_early_sets_and_a_bad_file(lowz_real, tmp_path):
     import shutil
 
@@ -211,11 +240,49 @@ def test_string_snids_early_sets_and_a_bad_file(lowz_real, tmp_path):
     good5, good50 = by[("data__DES-SN5YR_LOWZ", "early_5d")], by[("data__DES-SN5YR_LOWZ", "early_50d")]
     assert good5.status == good50.status == "done"
     assert good5.written + sum(good5.skipped.values()) == 342
-    assert good50.written >= good5.written > 200
+    # two 50-day fits collapse in wavelength (log l_w^2 is free, as SCONE leaves it; 2008bf's
+    # goes to -98): a zero mean under a prior-sized std, no flux peak, so not written
+    assert good50.skipped == {"fewer than 2 observations in the early window": 1, NO_FLUX_PEAK: 2}
+    assert good50.written + 2 >= good5.written > 200
     index = pd.read_parquet(good50.folder / INDEX)
+    assert set(index.SNID[index.status == NO_FLUX_PEAK]) == {"2005na", "2008bf"}
     assert "2004ef" in set(index.SNID) and set(index.early_days.dropna()) == {50.0}
     rec = next(r for r in read_shard(good50.folder / SHARD, (32, 180)) if r["snid"] == "2004ef")
     assert rec["id"] == record_id("2004ef") and rec["type_name"] == "SNIa" and rec["label"] == 1
+
+
+def test_light_curves_without_a_flux_peak_are_skipped_and_counted(des_sim, tmp_path):
+    """Real DES light curves with every FLUXCAL made <= 0: the GP mean's only positive values
+    are overshoot, and normalising by that peak would blow values up. They are skipped as a
+    loss of the data's own (neither asked for nor a GP failure); the others are written."""
+    lcs = read_unit(discover_paths([str(des_sim)]).units[0])
+    keep, flip = [1186139, 12032621, 8579242], [33199178, 587172, 12619794]
+    meta = lcs.meta[lcs.meta.SNID.isin(keep + flip)]
+    obs = lcs.obs[lcs.obs.SNID.isin(keep + flip)].copy()
+    edited = obs.SNID.isin(flip)
+    obs.loc[edited, "FLUXCAL"] = -obs.loc[edited, "FLUXCAL"].abs()
+    data = tmp_path / "data"
+    data.mkdir()
+    write_fits_pair(data / "NOPEAK_HEAD.FITS", data / "NOPEAK_PHOT.FITS",
+                    meta[["SNID", "PEAKMJD", "MWEBV", "REDSHIFT_FINAL"]].assign(SNTYPE=1),
+                    obs[["SNID", "MJD", "BAND", "FLUXCAL", "FLUXCALERR"]], survey="DES")
+    # copies that change nothing: the augmented set sees the same images, under its own reason
+    cfg = SconeConfig(input_path=str(data), heatmaps_path=str(tmp_path / "h"), augment_copies=1,
+                      augment_drop_fraction=0.0, augment_error_scale=(1.0, 1.0),
+                      augment_peak_shift_days=0.0)
+    run = make_heatmaps(cfg, jobs=1, progress=False)
+    by = {r.heatmap_set: r for r in run.results}
+    full, copies = by["full"], by["augmented"]
+    assert full.skipped == {NO_FLUX_PEAK: 3} and full.written == 3
+    assert full.selected_out == 0 and full.gp_failures == 0 and run.ok
+    assert copies.skipped == {NO_SIGNAL: 3} and copies.written == 3
+    index = pd.read_parquet(full.folder / INDEX)
+    assert sorted(index.SNID[index.status == NO_FLUX_PEAK]) == sorted(map(str, flip))
+    assert f"  {NO_FLUX_PEAK}:       3" in (full.folder / SUMMARY).read_text()
+    images = [r["image"] for r in read_shard(full.folder / SHARD, (32, 180))]
+    assert len(images) == 3 and all(np.isfinite(im).all() for im in images)
+    ratios = [np.abs(im).max() / im[..., 0].max() for im in images]
+    assert all(1 <= r < 1.1 for r in ratios) and PEAK_RATIO_LIMIT == 10.0
 
 
 def test_cli_heatmaps(sim_folder, tmp_path):
@@ -224,8 +291,8 @@ def test_cli_heatmaps(sim_folder, tmp_path):
     res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "heatmaps", "--config_path", str(cfg),
                           "--jobs", "1", "--backend", "george"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert "done         HMSIM__HMSIM-0001 [full]:" in res.stdout and "heatmaps/min" in res.stdout
-    assert "GP_BACKEND:     george" in (tmp_path / "h/full/HMSIM__HMSIM-0001" / SUMMARY).read_text()
+    assert "done         HMSIM-0001 [full]:" in res.stdout and "heatmaps/min" in res.stdout
+    assert "GP_BACKEND:     george" in (tmp_path / "h/full/HMSIM-0001" / SUMMARY).read_text()
     bad = tmp_path / "bad.yml"
     bad.write_text(f"input_path: {sim_folder}\n")
     res = subprocess.run([sys.executable, "-m", "scone_assets.cli", "heatmaps", "--config_path", str(bad)],

@@ -75,7 +75,7 @@ def test_like_yse_matches_the_survey(yse_like):
     assert np.quantile(z_sim, 0.9) < 2 * np.quantile(z_real, 0.9)
     readme = (res.folder / f"{res.version}.README").read_text()
     assert ("like: redshifts of 144 objects (median 0.068), smoothed in ln(1+z): REDSHIFT_FINAL 144, "
-            "HOSTGAL_SPECZ 0, HOSTGAL_PHOTOZ 0, none 0") in readme
+            "VETTED_HOST_GALAXY_REDSHIFT 0, HOSTGAL_SPECZ 0, HOSTGAL_PHOTOZ 0, none 0") in readme
     assert "like: observing sequences (times, bands, per-observation sky floor): 144 real objects" in readme
 
 
@@ -139,12 +139,14 @@ def test_like_bad_input(yse_like, tmp_path):
     noz = tmp_path / "noz"
     noz.mkdir()
     for f in sorted(yse.glob("*.snana.dat"))[:30]:
-        lines = [ln for ln in f.read_text().splitlines() if not ln.startswith("REDSHIFT_FINAL")]
+        lines = [ln for ln in f.read_text().splitlines()
+                 if not ln.startswith(("REDSHIFT_FINAL", "VETTED_HOST_GALAXY_REDSHIFT"))]
         (noz / f.name).write_text("\n".join(lines) + "\n")
     res = subprocess.run([*CLI, "simulate", "--out", str(tmp_path / "NOZ"), "--like", str(noz), "--n", "50",
                           "--per-file", "50", "--jobs", "1"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    assert ("carry no redshift (REDSHIFT_FINAL, HOSTGAL_SPECZ, HOSTGAL_PHOTOZ); redshifts are drawn from a "
+    assert ("carry no redshift (REDSHIFT_FINAL, VETTED_HOST_GALAXY_REDSHIFT, HOSTGAL_SPECZ, HOSTGAL_PHOTOZ); "
+            "redshifts are drawn from a "
             "volumetric rate") in res.stderr
     sim = read_all(tmp_path / "NOZ")
     assert np.all(np.isnan(sim[0].meta.REDSHIFT_FINAL))  # no redshift in, none out
@@ -179,7 +181,7 @@ def test_like_host_redshifts_fits(des_sim, tmp_path):
     np.testing.assert_array_equal(model.z, want)
     assert np.median(want) == pytest.approx(0.5725, abs=1e-4)
     line = ("redshifts of 200 objects (median 0.573), smoothed in ln(1+z): REDSHIFT_FINAL 60, "
-            "HOSTGAL_SPECZ 80, HOSTGAL_PHOTOZ 60, none 0")
+            "VETTED_HOST_GALAXY_REDSHIFT 0, HOSTGAL_SPECZ 80, HOSTGAL_PHOTOZ 60, none 0")
     assert line in model.provenance
     res = simulate(tmp_path / "HOSTZ", 40, seed=1, per_file=40, jobs=1, progress=False, like=model)
     assert f"like: {line}" in (res.folder / "HOSTZ.README").read_text()
@@ -195,6 +197,8 @@ def test_like_host_redshifts_text(yse_like, tmp_path):
         shutil.copy(f, orig / f.name)
         lines = []
         for ln in f.read_text().splitlines():
+            if ln.startswith("VETTED_HOST_GALAXY_REDSHIFT:"):  # it would rank before HOSTGAL_*
+                continue
             if ln.startswith("REDSHIFT_FINAL:"):
                 z, _, err = ln.split(":", 1)[1].split()[:3]
                 ln = (f"HOSTGAL_SPECZ: {z} +- {err}" if i < 20 else
@@ -211,7 +215,8 @@ def test_like_host_redshifts_text(yse_like, tmp_path):
     np.testing.assert_array_equal(meta.HOSTGAL_PHOTOZ_ERR[20:], real.REDSHIFT_FINAL_ERR[20:])
     model = model_from_inputs([str(data)])
     np.testing.assert_array_equal(model.z, real.REDSHIFT_FINAL.to_numpy())
-    assert any(p.endswith("REDSHIFT_FINAL 0, HOSTGAL_SPECZ 20, HOSTGAL_PHOTOZ 10, none 0") for p in model.provenance)
+    assert any(p.endswith("REDSHIFT_FINAL 0, VETTED_HOST_GALAXY_REDSHIFT 0, HOSTGAL_SPECZ 20, HOSTGAL_PHOTOZ 10, "
+                                             "none 0") for p in model.provenance)
 
 
 DES_WAVES = {"g": 4828.0, "r": 6435.0, "i": 7828.0, "z": 9181.0}  # as the reader places DES_SIM's bands
@@ -237,6 +242,8 @@ def test_heatmaps_take_the_host_redshift_without_redshift_final(tmp_path):
         for ln in f.read_text().splitlines():
             if ln.startswith("SNID:"):
                 snid = ln.split()[1]
+            if ln.startswith("VETTED_HOST_GALAXY_REDSHIFT:") and i:  # it would rank before HOSTGAL_*
+                continue
             if ln.startswith("REDSHIFT_FINAL:") and i:
                 z, _, err = ln.split(":", 1)[1].split()[:3]
                 ln = (f"HOSTGAL_SPECZ: {z} +- {err}" if i < 4 else

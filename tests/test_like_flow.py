@@ -10,7 +10,7 @@ import pandas as pd
 from conftest import shared
 
 from scone_assets.definitions import build_defs
-from scone_assets.defs.partitions import PARTITIONS_NAME
+from scone_assets.defs.partitions import SURVEY_DATA
 from scone_assets.defs.sensors import like_sensor
 
 LIKE_ASSETS = ["like_simulation", "like_heatmaps", "like_model"]
@@ -30,8 +30,8 @@ def _platform(root, n_survey: int, **sizes):
     defs = build_defs(str(root / "train.yml"), str(root / "predict.yml"), str(root / "out"), jobs=1,
                       **sizes)
     instance = dg.DagsterInstance.ephemeral()
-    key = "predict:YSE__text_0000"
-    instance.add_dynamic_partitions(PARTITIONS_NAME, [key])
+    key = "YSE__text_0000"
+    instance.add_dynamic_partitions(SURVEY_DATA, [key])
     return defs, instance, key
 
 
@@ -65,9 +65,9 @@ def test_the_like_flow_is_in_the_code_location_with_its_lineage():
             if parent.to_user_string() not in ancestors:
                 ancestors.add(parent.to_user_string())
                 todo.append(parent)
-    assert ancestors == {"like_heatmaps", "like_simulation", "snana_files"}
+    assert ancestors == {"like_heatmaps", "like_simulation", "survey_files"}
     preds = {k.to_user_string() for k in graph.get(dg.AssetKey("like_predictions")).parent_keys}
-    assert preds == {"heatmaps", "like_model"}  # the survey's own heatmaps, by the like model
+    assert preds == {"survey_heatmaps", "like_model"}  # the survey's own heatmaps, by the like model
     assert defs.resolve_job_def("like_job") and defs.resolve_job_def("like_predict_job")
     assert defs.resolve_sensor_def("like_sensor").default_status == dg.DefaultSensorStatus.STOPPED
 
@@ -75,8 +75,8 @@ def test_the_like_flow_is_in_the_code_location_with_its_lineage():
 def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     defs, instance, key = _platform(tmp_path, 40, like_n=300, like_num_epochs=2)
     scone = defs.resources["scone"]
-    assert materialize(defs, instance, ["snana_files", "heatmaps"], key).success
-    survey_heatmaps = meta(instance, "heatmaps", key)["written"]
+    assert materialize(defs, instance, ["survey_files", "survey_heatmaps"], key).success
+    survey_heatmaps = meta(instance, "survey_heatmaps", key)["written"]
     assert survey_heatmaps == 40
 
     # new survey heatmaps: the sensor asks for one like_job run, then nothing until there is news

@@ -262,3 +262,74 @@ def test_early_light_curves_give_metrics_per_truncation(trained, tmp_path):
     assert all(0 <= v["binary"]["accuracy"] <= 1 and v["binary"]["n"] > 0 for v in result["sets"].values())
     split = pd.read_csv(tmp_path / "m" / "split.csv")
     assert split.SNID.is_unique  # one object, several truncations: still in exactly one set
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """60 simulated light curves' heatmaps: enough for a few-second training."""
+    root = tmp_path_factory.mktemp("small")
+    simulate(root / "S", 60, survey="des", seed=4, per_file=60, mix="SNIa=0.5,SNII=0.5", jobs=1, progress=False)
+    cfg = SconeConfig(input_path=str(root / "S"), heatmaps_path=str(root / "h"), num_epochs=3, seed=1)
+    make_heatmaps(cfg, jobs=1, progress=False)
+    return root, cfg
+
+
+def test_on_epoch_reports_every_epoch(small, tmp_path):
+    from scone_assets.model.train import EpochProgress
+
+    root, cfg = small
+    seen: list[EpochProgress] = []
+    train(cfg, {"full": load_catalog(finished_units(cfg.heatmaps_path))}, tmp_path / "m", progress=False,
+          on_epoch=seen.append)
+    hist = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert [(p.epoch, p.epochs, p.member, p.members) for p in seen] == [(1, 3, 1, 1), (2, 3, 1, 1), (3, 3, 1, 1)]
+    assert [p.loss for p in seen] == pytest.approx(hist["loss"]) and all(np.isfinite(p.loss) for p in seen)
+    assert [p.val_accuracy for p in seen] == pytest.approx(hist["val_accuracy"])
+    assert all(0 <= p.accuracy <= 1 and p.val_loss is not None and p.seconds > 0 for p in seen)
+    p = seen[2]
+    assert str(p) == p.text() == (f"epoch 3/3: loss {p.loss:.3f}, accuracy {p.accuracy:.3f}, "
+                                  f"val_loss {p.val_loss:.3f}, val_accuracy {p.val_accuracy:.3f}, {p.seconds:.1f} s")
+    two = EpochProgress(1, 2, 0.41234, 0.5, None, None, 1.25, member=2, members=3)
+    assert two.text() == "member 2/3 epoch 1/2: loss 0.412, accuracy 0.500, 1.2 s"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_training_logs_no_tensorflow_errors(small, tmp_path, streaming):
+    """A real training and prediction in a fresh process (TensorFlow logs from C++, so only
+    another process's stderr shows it): no error-level (E0000) line."""
+    import subprocess
+    import sys
+
+    root, cfg = small
+    script = f"""
+from scone_assets.config import SconeConfig
+from scone_assets.heatmaps.store import finished_units, load_catalog
+from scone_assets.model.predict import predict
+from scone_assets.model.train import train
+cfg = SconeConfig(input_path={cfg.input_path!r}, heatmaps_path={cfg.heatmaps_path!r}, num_epochs=2, seed=1,
+                  force_streaming={streaming})
+catalog = load_catalog(finished_units(cfg.heatmaps_path))
+train(cfg, {{"full": catalog}}, {str(tmp_path / "m")!r}, progress=False)
+predict(SconeConfig(mode="predict", trained_model={str(tmp_path / "m")!r}, force_streaming={streaming}), catalog,
+        {str(tmp_path / "m")!r}, {str(tmp_path / "p.csv")!r})
+print("trained")
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "trained" in res.stdout, res.stderr[-3000:]
+    bad = [line for line in res.stderr.splitlines() if "E0000" in line or "use_unbounded_threadpool" in line]
+    assert not bad, "\n".join(bad)
+
+
+def test_string_lookup_is_exact_and_stateless():
+    """The lookup tf.data pipelines use instead of a (stateful) tf.lookup table."""
+    import tensorflow as tf
+
+    from scone_assets.heatmaps.store import string_lookup
+
+    lookup = string_lookup(["2004ef", "1186139", "b#7"], [5, 6, 7], -1)
+    got = lookup(tf.constant(["1186139", "x", "b#7", "2004ef", ""]))
+    assert got.numpy().tolist() == [6, -1, 7, 5, -1]
+    assert int(lookup(tf.constant("b#7"))) == 7  # a scalar, as in Dataset.map
+    assert string_lookup([], [], 0)(tf.constant(["a"])).numpy().tolist() == [0]
+    fn = tf.function(lambda s: lookup(s)).get_concrete_function(tf.TensorSpec([None], tf.string))
+    assert not [op.type for op in fn.graph.get_operations() if op.op_def.is_stateful]

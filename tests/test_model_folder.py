@@ -249,7 +249,8 @@ def test_with_z_training_refuses_objects_without_redshift(data, tmp_path, caplog
 
 
 def test_with_z_model_refuses_real_data_whose_redshift_is_unknown(data, with_z_model, tmp_path, caplog):
-    """Real YSE light curves, four of them with REDSHIFT_FINAL -9 as SNANA writes an unknown one."""
+    """Real YSE light curves, four of them with REDSHIFT_FINAL -9 as SNANA writes an unknown one
+    and no host redshift."""
     root, _, _ = data
     yse = shared("yse_dev")
     real = tmp_path / "YSE"
@@ -261,6 +262,8 @@ def test_with_z_model_refuses_real_data_whose_redshift_is_unknown(data, with_z_m
         if i % 3 == 0:
             line = next(x for x in text.splitlines() if x.startswith("REDSHIFT_FINAL:"))
             text = text.replace(line, "REDSHIFT_FINAL: -9.0000 +- -9.0000")
+            # and no host redshift either, which would otherwise stand in for it
+            text = "\n".join(x for x in text.splitlines() if not x.startswith("VETTED_HOST_GALAXY_REDSHIFT"))
             blanked.append(p.name.split(".")[0])
         (real / p.name).write_text(text)
     cfg = SconeConfig(mode="predict", trained_model=str(with_z_model), input_path=str(real),

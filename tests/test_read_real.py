@@ -131,3 +131,33 @@ def test_any_fsspec_url(des_sim, snpcc):
     assert len(read_unit(found.units[0])) == 200
     text = read_unit(found.units[1])
     assert list(text.meta.SNID) == [339520] and text.meta.TYPE_NAME[0] == "SNII"
+
+
+def test_yse_vetted_host_redshift_is_a_host_spec_z():
+    """YSE DR1's VETTED_HOST_GALAXY_REDSHIFT (-99 when unknown) ranks after REDSHIFT_FINAL."""
+    from collections import Counter
+
+    from conftest import shared
+
+    from scone_assets.snana.read import best_redshift
+
+    lcs = read_one(shared("yse_dev"))
+    assert len(lcs) == 144
+    m = lcs.meta.set_index("SNID")
+    vetted = m.loc[["2019lbi", "2019uez", "2019yyb"], ["VETTED_HOST_GALAXY_REDSHIFT",
+                                                      "VETTED_HOST_GALAXY_REDSHIFT_ERR"]]
+    # 2019yyb's is written -99.0000 +- 0.005: unknown
+    np.testing.assert_allclose(vetted.to_numpy(), [[0.0158, 0.005], [0.0391, 0.005],
+                                                   [np.nan, 0.005]])
+    assert best_redshift(m.loc["2019lbi"]) == (pytest.approx(0.013), pytest.approx(0.005),
+                                               "REDSHIFT_FINAL")
+    # every object has REDSHIFT_FINAL, so none gains a redshift; without it 69 of 144 would
+    # still have one, where the SNANA host columns give none
+    assert Counter(best_redshift(r)[2] for r in lcs.meta.itertuples()) == {"REDSHIFT_FINAL": 144}
+    assert lcs.meta[["HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ"]].isna().all().all()
+    no_final = lcs.meta.assign(REDSHIFT_FINAL=np.nan)
+    assert Counter(best_redshift(r)[2] for r in no_final.itertuples()) == {
+        "VETTED_HOST_GALAXY_REDSHIFT": 69, None: 75}
+    lbi = no_final.set_index("SNID").loc["2019lbi"]
+    assert best_redshift(lbi) == (pytest.approx(0.0158), pytest.approx(0.005),
+                                  "VETTED_HOST_GALAXY_REDSHIFT")

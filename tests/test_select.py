@@ -54,7 +54,7 @@ def catalog_snids(root: Path, unit_prefix: str | None = None) -> set[str]:
 
 
 def by_unit(run) -> dict:
-    return {r.unit.split("__")[0]: r for r in run.results}
+    return {r.unit.split("__")[0].split("-")[0]: r for r in run.results}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_comma_version_list_applies_to_both_folders(sims, tmp_path):
     cfg = SconeConfig(input_data_paths=[str(base / "SIMA"), str(base / "SIMB")], heatmaps_path=str(tmp_path / "hm"),
                       snid_select_files=[str(lst)], **GRID)
     plan = select.plan(cfg, discover(cfg).units, None)
-    keys = {u.key.split("__")[0]: u.key for u in discover(cfg).units}
+    keys = {u.key.split("__")[0].split("-")[0]: u.key for u in discover(cfg).units}
     assert plan.for_unit(keys["SIMA"]).keep == {"4", "20"}
     assert plan.for_unit(keys["SIMB"]).keep == {"4", "20"}  # SNID 20 is not in SIMB: selects nothing
 

@@ -31,7 +31,7 @@ def test_mix_counts_and_reader_round_trip(sim):
     assert res.counts == {"SNIa": 180, "SNIIP": 180, "SNIIn": 30, "SNIIL": 30, "SNIb": 42, "SNIc": 66,
                           "SNIax": 36, "SNIa-91bg": 24, "SLSN-I": 12}
     found = discover_paths([str(out)])
-    assert [u.key for u in found.units] == ["TESTSIM__TESTSIM-0001", "TESTSIM__TESTSIM-0002", "TESTSIM__TESTSIM-0003"]
+    assert [u.key for u in found.units] == ["TESTSIM-0001", "TESTSIM-0002", "TESTSIM-0003"]
     total = {}
     for unit in found.units:
         lcs = read_unit(unit)

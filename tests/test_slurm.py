@@ -1,10 +1,9 @@
 """The Slurm run launcher against a real one-node Slurm started here (see slurm_cluster.py).
 
-1. a heatmap partition run becomes a Slurm job and succeeds, tagged with the job id;
-2. a backfill of several partitions runs as several Slurm jobs;
-3. a run terminated through Dagster ends CANCELED and its job is gone;
-4. a job killed from outside (scancel) is caught by run monitoring: FAILED, Slurm state in the message;
-5. a non-existent partition fails the run with sbatch's error.
+1. a run terminated through Dagster ends CANCELED and its job is gone;
+2. a job killed from outside (scancel) is caught by run monitoring: FAILED, Slurm state in the message.
+Launches, backfills and a partition sbatch refuses run on Postgres, as on a cluster
+(test_slurm_postgres.py).
 Skips with the reason when Slurm is not installed, except under CI, where it fails.
 """
 
@@ -15,7 +14,7 @@ import time
 import dagster as dg
 import pytest
 from conftest import wait_for_runs
-from slurm_cluster import BIN, dagster_platform, launch, running_cluster, sh
+from slurm_cluster import dagster_platform, launch, running_cluster
 
 from scone_assets.simulate.run import simulate
 
@@ -62,27 +61,6 @@ run_monitoring:
         yield root, env, instance
 
 
-def test_runs_become_slurm_jobs(platform):
-    root, env, instance = platform
-    keys = [f"train:SL__SL-000{i}" for i in (1, 2, 3)]
-    launch(env, keys[0])
-    [run] = wait_for_runs(instance, 1, lambda rs: rs[0].is_finished)
-    assert run.status == dg.DagsterRunStatus.SUCCESS, instance.run_launcher.get_run_worker_debug_info(run)
-    assert run.tags["slurm/job_id"].isdigit()
-    assert (root / "out" / "heatmaps" / "full" / "SL__SL-0001" / "heatmaps.tfrecord").is_file()
-    events = instance.all_logs(run.run_id)
-    assert any("Submitted Slurm job" in (e.message or "") for e in events)
-    script = (root / "slurm_logs" / f"{run.run_id}.sbatch").read_text()
-    assert "#SBATCH --partition=debug" in script and "api execute_run \"$(cat" in script
-
-    # 2. a backfill of the other two partitions: two Slurm jobs, both succeed
-    sh([str(BIN / "dagster"), "job", "backfill", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "heatmaps_job",
-        "--partitions", ",".join(keys[1:]), "--noprompt"], env)
-    runs = wait_for_runs(instance, 3, lambda rs: all(r.is_finished for r in rs))
-    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 3
-    assert len({r.tags["slurm/job_id"] for r in runs}) == 3
-
-
 def _started(instance, n):
     return wait_for_runs(instance, n, lambda rs: rs[0].status == dg.DagsterRunStatus.STARTED, timeout=300)[0]
 
@@ -92,7 +70,7 @@ def test_terminate_and_external_kill(platform):
     before = len(instance.get_runs())
     slow = {"resources": {"scone": {"config": {"train_config_path": env["SCONE_TRAIN_CONFIG"], "jobs": 1,
                                                "output_root": env["SCONE_OUTPUT_ROOT"], "gp_backend": "george"}}}}
-    launch(env, "train:LONG__LONG-0001", config=slow)
+    launch(env, "LONG-0001", config=slow)
     run = _started(instance, before + 1)
     job_id = run.tags["slurm/job_id"]
     # 3. terminate through Dagster
@@ -108,7 +86,7 @@ def test_terminate_and_external_kill(platform):
     assert out.stdout.strip() == "", f"Slurm job {job_id} still queued: {out.stdout}"
 
     # 4. killed from outside: run monitoring marks it FAILED with the Slurm state
-    launch(env, "train:LONG__LONG-0001", config=slow)
+    launch(env, "LONG-0001", config=slow)
     run = _started(instance, before + 2)
     job_id = run.tags["slurm/job_id"]
     subprocess.run(["scancel", "--signal=KILL", "--batch", job_id], env=env, check=True)
@@ -116,16 +94,6 @@ def test_terminate_and_external_kill(platform):
     assert run.status == dg.DagsterRunStatus.FAILURE
     failure = [e.message for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
     assert any("Slurm job" in m and ("CANCELLED" in m or "FAILED" in m) for m in failure), failure
-
-
-def test_bad_partition_fails_with_sbatchs_message(platform):
-    root, env, instance = platform
-    before = len(instance.get_runs())
-    launch(env, "train:SL__SL-0001", tags={"slurm/partition": "nonexistent"})
-    [run] = wait_for_runs(instance, before + 1, lambda rs: rs[0].is_finished)[:1]
-    assert run.status == dg.DagsterRunStatus.FAILURE
-    messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
-    assert "sbatch failed" in messages and "invalid partition" in messages.lower()
 
 
 def test_job_script_from_configuration_header_and_tags(tmp_path):

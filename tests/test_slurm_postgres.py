@@ -105,7 +105,7 @@ def debug(instance, run) -> str:
 def launch_all(env, runs):
     """`dagster job launch` of (partition, tags) pairs at the same time; waits for the commands."""
     procs = [subprocess.Popen(
-        [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "heatmaps_job",
+        [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets", "-j", "training_heatmaps_job",
          "--tags", json.dumps({"dagster/partition": key, **tags})],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for key, tags in runs]
     for proc in procs:
@@ -125,10 +125,10 @@ def wait_until(predicate, timeout: float, what: str, every: float = 1.0):
 
 def test_runs_and_backfill_on_postgres(platform):
     root, env, instance, pg = platform
-    keys = [f"train:SL__SL-000{i}" for i in (1, 2, 3)]
+    keys = [f"SL-000{i}" for i in (1, 2, 3)]
     backfill = subprocess.Popen(
         [str(BIN / "dagster"), "job", "backfill", "-w", "workspace.yaml", "-l", "scone_assets", "-j",
-         "heatmaps_job", "--partitions", ",".join(keys[1:]), "--noprompt"],
+         "training_heatmaps_job", "--partitions", ",".join(keys[1:]), "--noprompt"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     launch(env, keys[0])
     out, _ = backfill.communicate(timeout=300)
@@ -161,15 +161,15 @@ def test_runs_and_backfill_on_postgres(platform):
     assert records[1].start_time >= records[0].end_time, [(r.start_time, r.end_time) for r in records]
 
     # read back from the Postgres-backed instance, and from Postgres itself
-    assert instance.get_materialized_partitions(dg.AssetKey("heatmaps")) == set(keys)
-    assert len(instance.fetch_materializations(dg.AssetKey("heatmaps"), limit=100).records) == 3
+    assert instance.get_materialized_partitions(dg.AssetKey("training_heatmaps")) == set(keys)
+    assert len(instance.fetch_materializations(dg.AssetKey("training_heatmaps"), limit=100).records) == 3
     [[n_runs]] = pg.execute("SELECT count(*) FROM runs")
     assert n_runs == len(instance.get_runs())
     [[n_success]] = pg.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS' AND run_id = ANY(%s)",
                                ([r.run_id for r in runs],))
     assert n_success == 3
     [[n_mat]] = pg.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
-                           "AND asset_key = %s", (dg.AssetKey("heatmaps").to_string(),))
+                           "AND asset_key = %s", (dg.AssetKey("training_heatmaps").to_string(),))
     assert n_mat == 3
     assert not list((root / "home").rglob("*.db")), "SQLite files in DAGSTER_HOME: storage is not Postgres"
 
@@ -196,13 +196,13 @@ def _steps_started(instance, run_id: str) -> list[str]:
 
 def test_killed_job_is_failed_by_monitoring_and_retried(platform):
     root, env, instance, pg = platform
-    key = "train:LONG__LONG-0001"
+    key = "LONG-0001"
     before = len(instance.get_runs())
     launch(env, key)
     [run] = wait_for_runs(instance, before + 1, lambda rs: True)[:1]
     # kill the job's processes on the node while the heatmaps step (250 light curves) runs, as a
     # node failure or the OOM killer would: nothing of the run worker gets to report anything
-    wait_until(lambda: "heatmaps" in _steps_started(instance, run.run_id), 300, "the heatmaps step to start",
+    wait_until(lambda: "training_heatmaps" in _steps_started(instance, run.run_id), 300, "the heatmaps step to start",
                every=0.5)
     job_id = instance.get_run_by_id(run.run_id).tags["slurm/job_id"]
     procs = wait_until(lambda: _job_processes(job_id, env["DAGSTER_HOME"]), 30, f"the processes of Slurm job {job_id}", every=0.5)
@@ -215,7 +215,7 @@ def test_killed_job_is_failed_by_monitoring_and_retried(platform):
     assert failed.status == dg.DagsterRunStatus.FAILURE
     failure = " ".join(e.message or "" for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))
     assert f"Slurm job {job_id} ended in state" in failure and "FAILED" in failure, failure
-    assert "heatmaps" not in [e.step_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)]
+    assert "training_heatmaps" not in [e.step_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)]
 
     # Dagster's run retries start a new run, a new Slurm job, from the failed step on
     retry = wait_until(lambda: next(iter(instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))),
@@ -229,9 +229,9 @@ def test_killed_job_is_failed_by_monitoring_and_retried(platform):
     assert retry.tags["slurm/log"] == str(root / "slurm_logs" / f"{retry.run_id}.log")
     parent = instance.get_run_by_id(run.run_id)
     assert parent.tags["dagster/will_retry"] == "true" and parent.tags["dagster/auto_retry_run_id"] == retry.run_id
-    assert "heatmaps" in _steps_started(instance, retry.run_id)
-    assert "snana_files" not in _steps_started(instance, retry.run_id)  # it succeeded in the first run
-    assert key in instance.get_materialized_partitions(dg.AssetKey("heatmaps"))
+    assert "training_heatmaps" in _steps_started(instance, retry.run_id)
+    assert "training_files" not in _steps_started(instance, retry.run_id)  # it succeeded in the first run
+    assert key in instance.get_materialized_partitions(dg.AssetKey("training_heatmaps"))
     [[n]] = pg.execute("SELECT count(*) FROM runs WHERE run_id = %s AND status = 'SUCCESS'", (retry.run_id,))
     assert n == 1
 
@@ -242,16 +242,16 @@ def test_asset_failure_and_refused_job_are_not_retried(platform):
     phot = root / "sims" / "BAD" / "BAD-0001_PHOT.FITS"
     phot.write_bytes(phot.read_bytes()[:5000])
     # and a partition Slurm refuses: failed at launch, and would be refused again
-    launch_all(env, [("train:BAD__BAD-0001", {}), ("train:SL__SL-0001", {"slurm/partition": "nonexistent"})])
+    launch_all(env, [("BAD-0001", {}), ("SL-0001", {"slurm/partition": "nonexistent"})])
     runs = wait_for_runs(instance, 2, lambda rs: all(r.is_finished for r in rs), timeout=300)
     by_key = {r.tags["dagster/partition"]: r for r in runs}
-    bad, refused = by_key["train:BAD__BAD-0001"], by_key["train:SL__SL-0001"]
+    bad, refused = by_key["BAD-0001"], by_key["SL-0001"]
 
     assert bad.status == dg.DagsterRunStatus.FAILURE
     assert bad.tags["dagster/failure_reason"] == "STEP_FAILURE" and bad.tags["dagster/will_retry"] == "false"
     [failure] = instance.all_logs(bad.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     data = failure.dagster_event.step_failure_data
-    assert failure.step_key == "snana_files"
+    assert failure.step_key == "training_files"
     assert "BAD-0001_PHOT.FITS" in data.user_failure_data.description, data
     wait_until(lambda: any("Not retrying run since it failed due to an asset or op failure" in (e.message or "")
                            for e in instance.all_logs(bad.run_id)), 90, "the daemon's decision not to retry")

@@ -90,7 +90,8 @@ run_launcher:
     res = subprocess.run([str(BIN / "scone"), "register", "--config_path", str(root / "train.yml")], env=env,
                          capture_output=True, text=True, cwd=root)
     assert res.returncode == 0, res.stderr
-    [key] = [ln.split()[0] for ln in res.stdout.splitlines() if ln.strip().startswith("train:")]
+    assert res.stdout.startswith("training_sims: 1 partitions (1 new)")
+    [key] = [ln.split()[0] for ln in res.stdout.splitlines() if ln.startswith("  ")]
     os.environ["DAGSTER_HOME"] = str(home)
     try:
         yield root, env, key, kept, dg.DagsterInstance.get()
@@ -100,7 +101,7 @@ run_launcher:
 
 def launch(env, key, tags) -> None:
     res = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-l", "scone_assets",
-                          "-j", "heatmaps_job", "--tags", json.dumps({"dagster/partition": key, **tags})],
+                          "-j", "training_heatmaps_job", "--tags", json.dumps({"dagster/partition": key, **tags})],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
 
@@ -160,7 +161,7 @@ def test_what_gets_through_is_inert_and_metacharacter_file_names_run(deployment,
     assert res.returncode == 0, (root / "slurm_logs" / f"{run.run_id}.log").read_text()[-3000:] \
         if (root / "slurm_logs" / f"{run.run_id}.log").exists() else res.stderr[-3000:]
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS
-    unit = key.split(":", 1)[1]
+    unit = key
     from scone_assets.heatmaps import store
 
     record = store.read_unit_record(store.unit_folder(root / "out" / "heatmaps", "full", unit))

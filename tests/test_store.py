@@ -241,7 +241,7 @@ def test_a_full_disk_leaves_no_truncated_unit(tmp_path):
         assert res.returncode == 1, res.stdout + res.stderr
         assert "error: disk full writing" in res.stderr and "Traceback" not in res.stderr
         units = store.finished_units(disk / "h")
-        assert [u.name for u in units] == ["S__S-0001"]
+        assert [u.name for u in units] == ["S-0001"]
         assert len(images(units[0])) == store.read_unit_record(units[0]).written == 30
         assert not list((disk / "h").glob("*/.*")) or all(
             p.name.endswith(".lock") for p in (disk / "h").glob("*/.*"))

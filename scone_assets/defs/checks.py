@@ -17,8 +17,14 @@ ACCURACY_FLOOR = float(os.environ.get("SCONE_CHECK_ACCURACY_FLOOR", "0.6"))  # t
 
 class_balance_spec = dg.AssetCheckSpec("class_balance", asset="balanced_catalog",
                                        description=f"every class is at least {CLASS_FLOOR:.0%} of the training set")
-heatmap_yield_spec = dg.AssetCheckSpec("heatmap_yield", asset="heatmaps",
-                                       description=f"at most {YIELD_CEILING:.0%} of light curves skipped")
+
+
+def heatmap_yield_spec(asset: str) -> dg.AssetCheckSpec:
+    """One per heatmaps asset (training simulations, survey data)."""
+    return dg.AssetCheckSpec("heatmap_yield", asset=asset,
+                             description=f"at most {YIELD_CEILING:.0%} of light curves skipped")
+
+
 accuracy_floor_spec = dg.AssetCheckSpec("accuracy_floor", asset="trained_model", blocking=True,
                                         description=f"test accuracy at least {ACCURACY_FLOOR:.0%}")
 
@@ -56,4 +62,4 @@ def accuracy_floor(test: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="accuracy_floor", passed=bool(acc >= ACCURACY_FLOOR),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"accuracy": acc, "floor": ACCURACY_FLOOR, "n_test": int(test.get("n", 0))})
+        metadata={"accuracy": round(acc, 3), "floor": ACCURACY_FLOOR, "n_test": int(test.get("n", 0))})

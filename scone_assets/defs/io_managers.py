@@ -5,10 +5,12 @@
   heatmaps root; loading returns a `HeatmapSet` whose loader is in memory or
   streaming by SCONE's rules (`plan_loading`): the IO manager makes that choice.
   Nothing is read until a consumer asks for arrays or a dataset.
-- Models: the Keras model folder; loading returns its path.
+- Models: `trained_model` is the newest model version's folder, `promoted_model` the
+  promoted one's (model/versions.py keeps both records); loading returns the path.
 """
 
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ import pandas as pd
 
 from scone_assets.atomic import atomic_path, atomic_write_text
 from scone_assets.config import SconeConfig
-from scone_assets.defs.partitions import split_key
+from scone_assets.defs.partitions import role_of
 from scone_assets.defs.resources import SconeResource
 from scone_assets.heatmaps import store
 from scone_assets.heatmaps.store import HeatmapCatalog
@@ -75,8 +77,15 @@ class HeatmapSet:
     folders: list[tuple[str, str, Path]]  # (partition key, heatmap set, unit folder)
     config: SconeConfig
 
-    def for_role(self, role: str) -> "HeatmapSet":
-        return HeatmapSet([f for f in self.folders if split_key(f[0])[0] == role], self.config)
+    def fingerprints(self) -> dict[str, str]:
+        """Partition -> digest of what made its heatmaps (inputs, labels, settings): a model
+        version records these, so its training data can be told apart from any other."""
+        out = {}
+        for key, _, folder in self.present():
+            rec = store.read_unit_record(folder)
+            text = json.dumps(rec.fingerprint, sort_keys=True, default=str)
+            out[key] = hashlib.sha256(out.get(key, "").encode() + text.encode()).hexdigest()[:16]
+        return out
 
     def present(self) -> list[tuple[str, str, Path]]:
         return [f for f in self.folders if store.read_unit_record(f[2]) is not None]
@@ -129,18 +138,12 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
         from scone_assets.heatmaps.run import heatmap_sets
 
         keys = context.asset_partition_keys if context.has_asset_partitions else []
-        configs: dict[str, SconeConfig] = {}  # one read of each role's YAML, however many partitions
-        folders = []
-        for key in keys:
-            role, unit = split_key(key)
-            if role not in configs:
-                configs[role] = self.scone.config(role)
-            cfg = configs[role]
-            folders += [(key, name, store.unit_folder(cfg.heatmaps_path, name, unit)) for name, _ in heatmap_sets(cfg)]
+        cfg = self.scone.config(role_of(context.asset_partitions_def))  # one read, however many keys
+        folders = [(key, name, store.unit_folder(cfg.heatmaps_path, name, key))
+                   for key in keys for name, _ in heatmap_sets(cfg)]
         for _, _, folder in folders:
             self.scone.pull(folder)  # a remote output root: fetch the shards into local staging
-        role = split_key(keys[0])[0] if keys else "train"
-        hs = HeatmapSet(folders, configs[role] if role in configs else self.scone.config(role))
+        hs = HeatmapSet(folders, cfg)
         if hs.present():
             plan = hs.plan()
             context.log.info(f"heatmaps of {len(hs.present())} unit(s): {plan.kind} loader ({'; '.join(plan.notes)})")
@@ -148,25 +151,43 @@ class HeatmapIOManager(dg.ConfigurableIOManager):
 
 
 class ModelIOManager(dg.ConfigurableIOManager):
-    """The model folder is written by training; this records where, and mirrors it to a remote root."""
+    """Model folders are written by training, one per version. `trained_model` stands for the
+    newest version (a pointer file here); `promoted_model` for the one versions.promote
+    recorded, read from that record alone so the two can never disagree."""
 
     scone: dg.ResourceDependency[SconeResource]
+    promoted_asset: str = "promoted_model"
 
-    def _pointer(self) -> Path:
-        return self.scone.local_root() / "models" / "trained_model.json"
+    def _root(self) -> Path:
+        return self.scone.local_root() / "models"
 
     def handle_output(self, context: dg.OutputContext, obj: str) -> None:
-        pointer = self._pointer()
-        atomic_write_text(pointer, json.dumps({"model_dir": str(obj), "run_id": context.run_id}))
+        asset = context.asset_key.path[-1]
+        if asset != self.promoted_asset:
+            pointer = self._root() / f"{asset}.json"
+            atomic_write_text(pointer, json.dumps({"model_dir": str(obj), "version": Path(obj).name,
+                                                   "run_id": context.run_id}))
+            self.scone.push(pointer)
         stored = self.scone.push(Path(obj))
-        self.scone.push(pointer)
         context.add_output_metadata({"model_dir": dg.MetadataValue.path(str(obj)),
                                      "stored_at": dg.MetadataValue.path(stored or str(obj))})
 
     def load_input(self, context: dg.InputContext) -> Path:
-        pointer = self._pointer()
-        if not self.scone.pull(pointer):
-            raise dg.Failure("trained_model has not been materialized yet")
-        model_dir = Path(json.loads(pointer.read_text())["model_dir"])
+        from scone_assets.model import versions
+
+        asset = context.upstream_output.asset_key.path[-1]
+        root = self._root()
+        if asset == self.promoted_asset:
+            self.scone.pull(root / versions.PROMOTED_FILE)
+            name = versions.promoted(root)
+            if name is None:
+                raise dg.Failure("no model version has been promoted yet (materialize trained_model, "
+                                 "then promoted_model)")
+            model_dir = versions.version_dir(root, name)
+        else:
+            pointer = root / f"{asset}.json"
+            if not self.scone.pull(pointer):
+                raise dg.Failure(f"{asset} has not been materialized yet")
+            model_dir = Path(json.loads(pointer.read_text())["model_dir"])
         self.scone.pull(model_dir)
         return model_dir

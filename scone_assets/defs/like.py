@@ -1,7 +1,7 @@
 """The `survey_like` group: a model made for the survey data, `scone simulate --like` as assets.
 
-survey data (`predict:` partitions) -> like_simulation -> like_heatmaps -> like_model ->
-like_predictions (per `predict:` partition). The simulation takes from the survey data
+survey data (`survey_data` partitions) -> like_simulation -> like_heatmaps -> like_model ->
+like_predictions (per `survey_data` partition). The simulation takes from the survey data
 what `scone simulate --like` takes (never its types); the heatmaps, the training and the
 predictions are the library's, with the train config's settings, so the lineage shows
 which survey (and which partitions of it) a model was made for. Everything is written
@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from scone_assets.config import ConfigError, SconeConfig
-from scone_assets.defs.assets import _md_table, _png_md
+from scone_assets.defs.assets import _md_table
 from scone_assets.defs.io_managers import HeatmapSet
-from scone_assets.defs.partitions import PARTITIONS_NAME, snana_partitions, split_key
+from scone_assets.defs.partitions import SURVEY_DATA, survey_partitions
+from scone_assets.defs.pictures import picture_metadata
 from scone_assets.defs.resources import SconeResource
 from scone_assets.snana.lightcurves import SnanaReadError
 
@@ -50,8 +51,7 @@ def like_config(scone: SconeResource) -> SconeConfig:
 
 
 def survey_keys(instance: dg.DagsterInstance) -> list[str]:
-    keys = instance.get_dynamic_partitions(PARTITIONS_NAME)
-    return sorted(k for k in keys if split_key(k)[0] == "predict")
+    return sorted(instance.get_dynamic_partitions(SURVEY_DATA))
 
 
 def _made_for(scone: SconeResource) -> dict:
@@ -86,9 +86,9 @@ def _redshift_png(data_z: np.ndarray, heads: list[Path], target: Path) -> Path |
     return target
 
 
-@dg.asset(group_name=GROUP, kinds={"python"}, deps=[dg.AssetKey("snana_files")],
+@dg.asset(group_name=GROUP, kinds={"python"}, deps=[dg.AssetKey("survey_files")],
           description="A labelled SNANA simulation observed like the survey data of the "
-                      "'predict:' partitions (scone simulate --like): bands, cadences, noise, "
+                      "survey_data partitions (scone simulate --like): bands, cadences, noise, "
                       "redshifts, MWEBV.")
 def like_simulation(context: dg.AssetExecutionContext,
                     scone: SconeResource) -> dg.MaterializeResult:
@@ -101,13 +101,13 @@ def like_simulation(context: dg.AssetExecutionContext,
 
     keys = survey_keys(context.instance)
     if not keys:
-        raise dg.Failure("no 'predict:' partitions (survey data) yet: register them "
+        raise dg.Failure("no survey_data partitions yet: register them "
                          "(new_simulations_sensor or `scone register`) before simulating like them")
     cfg = scone.config("predict")
     units = {u.key: u for u in scone.units("predict")}  # one listing, however many partitions
     read = []
     for key in keys:
-        unit = units.get(name := split_key(key)[1])
+        unit = units.get(name := key)
         if unit is None:
             raise dg.Failure(f"partition {key}: no input unit {name!r} under the predict config's "
                              "inputs any more")
@@ -143,7 +143,7 @@ def like_simulation(context: dg.AssetExecutionContext,
     }
     png = _redshift_png(model.z, res.head_files, root / "redshifts.png")
     if png is not None:
-        metadata["redshifts"] = _png_md(png, "redshifts: survey data vs like simulation")
+        metadata |= picture_metadata(png, "redshifts: survey data vs like simulation", "redshifts")
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -221,23 +221,20 @@ def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Ma
         "survey_model": made_for["survey_model"],
         "trained_on": f"{made_for['n']} like-simulated light curves",
         "model_dir": dg.MetadataValue.path(str(out)), "epochs": cfg.num_epochs,
-        "accuracy": float(t["accuracy"]), "auc": float(t["auc"]), "n_test": int(t["n"]),
-        "roc": _png_md(out / "roc.png", "ROC (like simulation test set)")})
+        "accuracy": round(float(t["accuracy"]), 3), "auc": round(float(t["auc"]), 3),
+        "n_test": int(t["n"]), **picture_metadata(out / "roc.png", "ROC (like simulation test set)", "roc")})
 
 
-@dg.asset(partitions_def=snana_partitions, group_name=GROUP,
+@dg.asset(partitions_def=survey_partitions, group_name=GROUP,
           io_manager_key="parquet_io_manager", kinds={"pandas", "csv"},
-          ins={"heatmaps": dg.AssetIn()}, deps=[like_model],
+          ins={"survey_heatmaps": dg.AssetIn()}, deps=[like_model],
           description="Predictions of one survey-data partition by the model made for that survey.")
 def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
-                     heatmaps: HeatmapSet) -> dg.Output[pd.DataFrame]:
+                     survey_heatmaps: HeatmapSet) -> dg.Output[pd.DataFrame]:
     from scone_assets.model.predict import predict
     from scone_assets.model.train import default_model_dir
 
-    role, unit = split_key(context.partition_key)
-    if role != "predict":
-        raise dg.Failure(f"{context.partition_key} is a training partition; like predictions are "
-                         "made for 'predict:' partitions (the survey data)")
+    unit = context.partition_key
     model_dir = default_model_dir(like_config(scone))
     if not scone.pull(model_dir):
         raise dg.Failure(f"like_model has not been materialized yet (no model in {model_dir})")
@@ -245,7 +242,7 @@ def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
     cfg = scone.config("predict")
     target = like_root(scone) / "predictions" / f"{unit}.csv"
     try:
-        table = predict(cfg, heatmaps.catalog(), model_dir, target)
+        table = predict(cfg, survey_heatmaps.catalog(), model_dir, target)
     except ConfigError as exc:
         raise dg.Failure(description=str(exc)) from None
     scone.push(target)

@@ -1,29 +1,31 @@
-"""One dynamic partition per SNANA input unit, for training and survey data alike.
+"""Two dynamic partition sets: training simulations and survey data, one partition per input unit.
 
-Keys are `<role>:<unit>`, e.g. `train:DES_SIM__DES_Ia-0001` or
-`predict:LOWZ_REAL__DES-SN5YR_LOWZ`: the role says which SCONE config (train or
-predict) the unit belongs to, the unit is the library's input unit (a HEAD/PHOT
-pair or up to 1,000 TEXT files). Both roles flow through the same assets;
-`trained_model` reads the `train:` partitions and `predictions` the `predict:` ones.
+A training simulation is never classified and survey data is never trained on, so each
+asset is partitioned only over the set it applies to and nothing shows as permanently
+missing. Keys are the library's input-unit keys (a HEAD/PHOT pair, or up to 1,000 TEXT
+files), e.g. `DES_SIM__DES_Ia-0001` in `training_sims` or `LOWZ_REAL__DES-SN5YR_LOWZ` in
+`survey_data`. The role names are SCONE's modes: `train` and `predict` configs.
 """
 
+from typing import Literal
 
 import dagster as dg
 
-PARTITIONS_NAME = "snana_inputs"
-ROLES = ("train", "predict")
+Role = Literal["train", "predict"]
+ROLES: tuple[Role, ...] = ("train", "predict")
+TRAINING_SIMS = "training_sims"
+SURVEY_DATA = "survey_data"
+PARTITIONS_NAMES: dict[Role, str] = {"train": TRAINING_SIMS, "predict": SURVEY_DATA}
 
-snana_partitions = dg.DynamicPartitionsDefinition(name=PARTITIONS_NAME)
+training_partitions = dg.DynamicPartitionsDefinition(name=TRAINING_SIMS)
+survey_partitions = dg.DynamicPartitionsDefinition(name=SURVEY_DATA)
+PARTITIONS: dict[Role, dg.DynamicPartitionsDefinition] = {"train": training_partitions,
+                                                          "predict": survey_partitions}
 
 
-def partition_key(role: str, unit_key: str) -> str:
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    return f"{role}:{unit_key}"
-
-
-def split_key(key: str) -> tuple[str, str]:
-    role, sep, unit = key.partition(":")
-    if not sep or role not in ROLES:
-        raise ValueError(f"partition key {key!r} is not '<train|predict>:<unit>'")
-    return role, unit
+def role_of(partitions_def: dg.PartitionsDefinition | None) -> Role:
+    """Which config an asset's partition belongs to, from the asset's partitions definition."""
+    for role, pdef in PARTITIONS.items():
+        if partitions_def == pdef:
+            return role
+    raise ValueError(f"{partitions_def} is neither {TRAINING_SIMS} nor {SURVEY_DATA}")

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from scone_assets.config import SconeConfig, load_config
-from scone_assets.defs.partitions import partition_key, split_key
+from scone_assets.defs.partitions import ROLES, Role
 from scone_assets.snana.read import InputUnit, discover
 
 
@@ -30,7 +30,7 @@ class SconeResource(dg.ConfigurableResource):
     like_num_epochs: int | None = Field(None, ge=1, description="epochs of the like model "
                                         "(default: the train config's num_epochs)")
 
-    def config(self, role: str) -> SconeConfig:
+    def config(self, role: Role) -> SconeConfig:
         path = self.train_config_path if role == "train" else self.predict_config_path
         if not path:
             raise dg.Failure(f"no {role} config: set predict_config_path on the scone resource")
@@ -104,19 +104,28 @@ class SconeResource(dg.ConfigurableResource):
             fs.get_file(path, str(local))
         return True
 
-    def roles(self) -> list[str]:
-        return ["train"] + (["predict"] if self.predict_config_path else [])
+    def remote_names(self, local: Path) -> list[str]:
+        """Names in the remote copy of a staged folder (none for a local root)."""
+        if not self.remote:
+            return []
+        fs, path = self._remote(local)
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)] if fs.exists(path) else []
 
-    def units(self, role: str) -> list[InputUnit]:
+    def roles(self) -> list[Role]:
+        return [r for r in ROLES if r == "train" or self.predict_config_path]
+
+    def units(self, role: Role) -> list[InputUnit]:
         return discover(self.config(role)).units
 
-    def unit(self, key: str) -> tuple[str, SconeConfig, InputUnit]:
-        role, unit_key = split_key(key)
+    def unit(self, role: Role, unit_key: str) -> tuple[SconeConfig, InputUnit]:
         cfg = self.config(role)
         for unit in discover(cfg).units:
             if unit.key == unit_key:
-                return role, cfg, unit
-        raise dg.Failure(f"partition {key}: no input unit {unit_key!r} under the {role} config's inputs any more")
+                return cfg, unit
+        what = "training simulation" if role == "train" else "survey data"
+        raise dg.Failure(f"{what} partition {unit_key}: no such input unit under the {role} "
+                         "config's inputs any more")
 
-    def all_partition_keys(self) -> list[str]:
-        return [partition_key(role, u.key) for role in self.roles() for u in self.units(role)]
+    def partition_keys(self) -> dict[Role, list[str]]:
+        """The input units of each config: the partitions of each partition set."""
+        return {role: [u.key for u in self.units(role)] for role in self.roles()}

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scone_assets.heatmaps.make import LightCurveInput
+from scone_assets.heatmaps.make import LightCurveInput, lacks_flux_peak
 
 if TYPE_CHECKING:
     from scone_assets.config import SconeConfig
@@ -37,8 +37,7 @@ if TYPE_CHECKING:
 AUGMENTED = "augmented"  # the heatmap set of the augmented copies
 MIN_OBS = 2  # grid.clean_points skips a light curve with fewer: dropping never goes below it
 VERSION = 2  # bump when a transform changes, so stored copies are remade
-# a copy's heatmap whose values exceed this many times its flux peak is left out (see `no_signal`)
-PEAK_RATIO_LIMIT = 10.0
+# a copy's reason where make_heatmap says NO_FLUX_PEAK: in a copy it is the augmentation's doing
 NO_SIGNAL = "augmented copy without signal"
 _STREAM = 0x5A06  # keeps these draws apart from other per-SNID streams seeded by the same seed
 
@@ -123,14 +122,7 @@ def augment(lc: LightCurveInput, settings: AugmentSettings, copy: int,
 
 
 def no_signal(image: np.ndarray) -> str | None:
-    """NO_SIGNAL when a copy's heatmap has no usable flux peak: the GP found no signal in the
-    noisier, sparser copy (amplitude or wavelength scale collapsed), so its mean is ~0 while
-    its std is not. Training divides each image by its flux peak, which turns such an image
-    into values up to ~1e13 that wreck batch normalisation's running statistics (6 of 12,000
-    copies of a 6,000-object YSE-like simulation exceeded 10x, two by 1e5x and 1e13x, and
-    every validation prediction became one constant). Its 6,000 unaugmented heatmaps stay
-    below 2x their peak."""
-    peak = float(np.max(image[..., 0]))
-    if not peak > 0 or float(np.max(np.abs(image))) > PEAK_RATIO_LIMIT * peak:
-        return NO_SIGNAL
-    return None
+    """NO_SIGNAL when a copy's heatmap has no usable flux peak (make.lacks_flux_peak, the rule
+    every heatmap is held to): the GP found no signal in the noisier, sparser copy (amplitude
+    or wavelength scale collapsed), so its mean is ~0 while its std is not."""
+    return NO_SIGNAL if lacks_flux_peak(image) else None

@@ -10,6 +10,10 @@ import numpy as np
 from scone_assets.heatmaps.gp import BACKENDS, GPFitError, warm_up
 from scone_assets.heatmaps.grid import GridSpec, SkipLightCurve, correct_milky_way, prepare
 
+# an image with a value beyond this many times its flux peak is not made (see `lacks_flux_peak`)
+PEAK_RATIO_LIMIT = 10.0
+NO_FLUX_PEAK = "no flux peak"
+
 
 @dataclass
 class LightCurveInput:
@@ -51,8 +55,24 @@ def make_heatmap(lc: LightCurveInput, band_to_wave: dict[str, float], spec: Grid
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
         return HeatmapResult(lc.snid, None, "non-finite GP prediction", early_days=lc.early_days)
     image = np.stack([mean, std], axis=-1).astype(np.float32)
-    return HeatmapResult(lc.snid, image, "ok", tuple(float(p) for p in fit.params), fit.n_eval,
-                         pts.n_obs, lc.early_days)
+    params = tuple(float(p) for p in fit.params)
+    image, status = (None, NO_FLUX_PEAK) if lacks_flux_peak(image) else (image, "ok")
+    return HeatmapResult(lc.snid, image, status, params, fit.n_eval, pts.n_obs, lc.early_days)
+
+
+def lacks_flux_peak(image: np.ndarray) -> bool:
+    """True when dividing `image` by its flux peak, as training and prediction do
+    (store.parse_fn), would not give values of order 1: a value is not finite, the mean
+    channel's maximum is not positive (no positive flux: parse_fn would divide by 1 and pass
+    raw FLUXCAL on), or some value exceeds PEAK_RATIO_LIMIT times it (a peak so small that
+    normalising blows values up). Augmented copies showed it: 6 of 12,000 from a YSE-like
+    simulation had a collapsed GP mean while its std was not, up to 1e13 x their peak, which
+    wrecked batch normalisation's statistics (every prediction became one constant); the
+    6,000 unaugmented heatmaps stayed below 2x their peak."""
+    if not np.all(np.isfinite(image)):
+        return True
+    peak = float(np.max(image[..., 0]))
+    return not peak > 0 or float(np.max(np.abs(image))) > PEAK_RATIO_LIMIT * peak
 
 
 def _limit_threads() -> None:

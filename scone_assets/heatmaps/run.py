@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -25,9 +25,15 @@ from tqdm.auto import tqdm
 
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.heatmaps import HeatmapError, store
-from scone_assets.heatmaps.augment import AUGMENTED, AugmentSettings, augment, no_signal
+from scone_assets.heatmaps.augment import AUGMENTED, NO_SIGNAL, AugmentSettings, augment
 from scone_assets.heatmaps.grid import EARLY_DEFAULT, GridSpec
-from scone_assets.heatmaps.make import HeatmapResult, LightCurveInput, compute_chunk, start_worker
+from scone_assets.heatmaps.make import (
+    NO_FLUX_PEAK,
+    HeatmapResult,
+    LightCurveInput,
+    compute_chunk,
+    start_worker,
+)
 from scone_assets.locking import lock_file
 from scone_assets.snana import select
 from scone_assets.snana.lightcurves import LightCurves, SnanaReadError
@@ -46,10 +52,34 @@ from scone_assets.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 UnitStatus = Literal["done", "remade", "already done", "failed"]
-# skip reasons that are failures of the GP, not properties of the data
+# skip reasons that are failures of the GP, not properties of the data; a heatmap without a
+# flux peak (NO_FLUX_PEAK, NO_SIGNAL) is a loss of the data's own, neither a GP failure nor asked for
 GP_FAILURES = frozenset({"non-positive-definite matrix", "optimiser failure", "non-finite GP prediction"})
 # skip reasons of the training-set selection (snid_select_files, SIMGEN DUMP, prescale)
 SELECTION_REASONS = frozenset({select.NOT_SELECTED, select.NOT_IN_DUMP, select.REJECTED, select.PRESCALED})
+PROGRESS_EVERY = 200  # light curves between `on_progress` calls (and one at the end)
+
+
+@dataclass(frozen=True)
+class HeatmapProgress:
+    """How far one unit's heatmap set is: what `on_progress` receives, for a caller's log
+    (the Dagster run log) where the console bar is not seen."""
+
+    unit: str
+    heatmap_set: str
+    done: int  # light curves written or skipped so far (the reader's skips included)
+    total: int
+    rate: float  # light curves made per second so far
+    eta_seconds: float
+
+    def text(self) -> str:
+        return (f"{self.unit} [{self.heatmap_set}]: {self.done}/{self.total} light curves, "
+                f"{self.rate:.1f}/s, ETA {self.eta_seconds:.0f} s")
+
+    __str__ = text
+
+
+OnProgress = Callable[[HeatmapProgress], None]
 
 
 @dataclass
@@ -185,15 +215,16 @@ class _Context:
     labels_fp: dict | None
     fallback: dict[str, float] | None
     selection: select.Selection = field(default_factory=select.Selection)
+    on_progress: OnProgress | None = None
 
 
 def _context(config: SconeConfig, pool: WorkerPool, backend: str | None, force: bool,
-             progress: bool, units: list[InputUnit]) -> _Context:
+             progress: bool, units: list[InputUnit], on_progress: OnProgress | None = None) -> _Context:
     """`units`: every unit the selection is decided over (all of the config's inputs)."""
     labels = load_labels(config.labels_path)
     labels_fp = store.file_fingerprint(config.labels_path) if config.labels_path else None
     return _Context(config, pool, backend or config.gp_backend, force, progress, labels, labels_fp,
-                    training_band_map(config), select.plan(config, units, labels))
+                    training_band_map(config), select.plan(config, units, labels), on_progress)
 
 
 def make_unit_sets(unit: InputUnit, ctx: _Context) -> list[UnitResult]:
@@ -278,14 +309,16 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
         rows.append({"SNID": str(snid), "TYPE_NAME": "", "status": reason, "SOURCE_FILE": lcs.source})
     done: Counter[str] = Counter()
     bar = tqdm(total=len(inputs), unit="LC", desc=f"heatmaps {unit.key}", disable=not ctx.progress)
+    report = _progress_reporter(ctx.on_progress, unit.key, heatmap_set, len(lcs.skipped),
+                                len(lcs.skipped) + len(inputs), t0)
 
     def records() -> Iterator[bytes]:
         position = 0
         n = 0  # results come back in input order: the n-th is inputs[n]
         for results in pool.map(compute_chunk, tasks):
             for res in results:
-                if copies is not None and res.image is not None and (why := no_signal(res.image)):
-                    res = replace(res, image=None, status=why)
+                if copies is not None and res.status == NO_FLUX_PEAK:
+                    res = replace(res, status=NO_SIGNAL)
                 row = _index_row(res, meta[res.snid])
                 if copies is not None:
                     row["augment_copy"] = copies[n]
@@ -301,6 +334,7 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
                     skipped[res.status] += 1
                 rows.append(row)
             bar.update(len(results))
+            report(len(lcs.skipped) + n)
 
     def finish() -> tuple[pd.DataFrame, str, store.UnitRecord]:
         seconds = time.perf_counter() - t0
@@ -316,8 +350,30 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
         written = store.write_unit(folder, records(), finish)
     finally:
         bar.close()
+    report(len(lcs.skipped) + len(inputs), last=True)
     return UnitResult(unit.key, heatmap_set, folder, "done", written, dict(skipped), dropped, dict(done),
                       bad_files, seconds=time.perf_counter() - t0)
+
+
+def _progress_reporter(on_progress: OnProgress | None, unit: str, heatmap_set: str, start: int,
+                       total: int, t0: float) -> Callable[..., None]:
+    """`report(done)` calls `on_progress` each time `done` (counted per chunk of results)
+    passes a multiple of PROGRESS_EVERY, and with `last=True` at the end unless that count was
+    just reported. `start`: light curves skipped before any GP work."""
+    passed, reported = start // PROGRESS_EVERY, -1
+
+    def report(done: int, last: bool = False) -> None:
+        nonlocal passed, reported
+        due = done != reported if last else done // PROGRESS_EVERY > passed
+        if on_progress is None or not due:
+            return
+        passed, reported = done // PROGRESS_EVERY, done
+        seconds = time.perf_counter() - t0
+        rate = (done - start) / seconds if seconds > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        on_progress(HeatmapProgress(unit, heatmap_set, done, total, rate, eta))
+
+    return report
 
 
 def _select(lcs: LightCurves, unit: InputUnit, chosen: select.UnitSelection
@@ -347,10 +403,11 @@ def _index_row(res: HeatmapResult, m) -> dict:
 
 
 def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int | None = None,
-                  force: bool = False, progress: bool = True, units: list[InputUnit] | None = None
-                  ) -> HeatmapRun:
+                  force: bool = False, progress: bool = True, units: list[InputUnit] | None = None,
+                  on_progress: OnProgress | None = None) -> HeatmapRun:
     """Heatmaps for every unit the config names (or `units`), holding the store's lock
-    so no other run writes into it meanwhile. Never stops at a bad file."""
+    so no other run writes into it meanwhile. Never stops at a bad file. `on_progress`
+    receives a HeatmapProgress every PROGRESS_EVERY light curves of a unit and at its end."""
     if not config.heatmaps_path:
         raise ConfigError("heatmaps_path is required to make heatmaps")
     root = Path(config.heatmaps_path)
@@ -379,7 +436,8 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
         if removed:
             log.info("removed %d temporary file(s) a stopped run had left in %s", len(removed), root)
         with WorkerPool(jobs, start_worker) as pool:
-            ctx = _context(config, pool, backend, force, progress, planned or _planned_units(config, units))
+            ctx = _context(config, pool, backend, force, progress, planned or _planned_units(config, units),
+                           on_progress)
             for unit in units:
                 results += make_unit_sets(unit, ctx)
         run = HeatmapRun(root, results, removed=removed)
@@ -396,16 +454,18 @@ def make_heatmaps(config: SconeConfig, *, backend: str | None = None, jobs: int 
 
 
 def heatmaps_for_unit(unit: InputUnit, config: SconeConfig, pool: WorkerPool, *,
-                      backend: str | None = None, force: bool = False) -> list[UnitResult]:
+                      backend: str | None = None, force: bool = False,
+                      on_progress: OnProgress | None = None) -> list[UnitResult]:
     """One unit, as a Dagster partition makes it: a shared hold on the store (other
-    partitions may write their own units meanwhile; `scone heatmaps` may not)."""
+    partitions may write their own units meanwhile; `scone heatmaps` may not). `on_progress`
+    as in `make_heatmaps` (no console bar here: a run log has no terminal)."""
     if not config.heatmaps_path:
         raise ConfigError("heatmaps_path is required to make heatmaps")
     root = Path(config.heatmaps_path)
     with lock_file(store.store_lock_path(root), what=f"heatmaps folder {root}", shared=True, wait=600):
         store.claim_grid(root, store_grid(config))
         # the selection is decided over every input, as `scone heatmaps` decides it
-        ctx = _context(config, pool, backend, force, False, _planned_units(config, [unit]))
+        ctx = _context(config, pool, backend, force, False, _planned_units(config, [unit]), on_progress)
         return make_unit_sets(unit, ctx)
 
 

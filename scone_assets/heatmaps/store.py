@@ -576,6 +576,38 @@ def all_records(shards: list[str], shape: tuple[int, int]):
     return ds.map(parse_fn(shape), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def string_lookup(keys: list[str], values, default: int) -> Callable:
+    """`lookup(strings)` -> int64 values of `keys` (`default` for others), for tf.data functions.
+    Stateless (sorted 64-bit fingerprints searched, the key itself compared), unlike a tf.lookup
+    table, whose lookup is a stateful op: under enable_op_determinism, tf.data's make_deterministic
+    rewrite then turns every parallel map of the pipeline into a plain map and, in TF 2.18-2.21,
+    leaves ParallelMapDatasetV2's `use_unbounded_threadpool` on it, which TF logs as an error."""
+    tf = _tf()
+    keys = [str(k) for k in keys]
+    values = np.asarray(values, np.int64)
+    top = 2**63 - 1
+    hashes = tf.strings.to_hash_bucket_fast(tf.constant(keys, tf.string), top).numpy() if keys \
+        else np.zeros(0, np.int64)
+    if len(np.unique(hashes)) < len(hashes):  # two keys share a fingerprint: exact, if stateful
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(keys, tf.string), tf.constant(values)), default)
+        return table.lookup
+    order = np.argsort(hashes)
+    sorted_h = tf.constant(hashes[order])
+    sorted_k = tf.constant([keys[i] for i in order], tf.string)
+    sorted_v = tf.constant(values[order])
+
+    def lookup(s):
+        if not keys:
+            return tf.fill(tf.shape(s), tf.constant(default, tf.int64))
+        h = tf.strings.to_hash_bucket_fast(s, top)
+        i = tf.reshape(tf.minimum(tf.searchsorted(sorted_h, tf.reshape(h, [-1])), len(keys) - 1), tf.shape(h))
+        hit = (tf.gather(sorted_h, i) == h) & (tf.gather(sorted_k, i) == s)
+        return tf.where(hit, tf.gather(sorted_v, i), tf.constant(default, tf.int64))
+
+    return lookup
+
+
 def records_of(catalog: HeatmapCatalog):
     """A tf.data.Dataset of the catalog's records, parsed: (image, snid, type_name, z,
     z_err). Records not in `catalog.index` (a duplicate left out) are never yielded."""
@@ -584,8 +616,7 @@ def records_of(catalog: HeatmapCatalog):
     tf = _tf()
     idx = catalog.index
     keys = (idx["shard"] + "#" + idx["record"].astype(np.int64).astype(str)).tolist()
-    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(keys, tf.string), tf.ones(len(keys), tf.int64)), 0)
+    wanted = string_lookup(keys, np.ones(len(keys)), 0)
 
     def one_shard(path):
         return tf.data.TFRecordDataset(path).enumerate().map(
@@ -593,5 +624,5 @@ def records_of(catalog: HeatmapCatalog):
 
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(catalog.shards, tf.string))
     ds = ds.interleave(one_shard, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda key, raw: table.lookup(key) > 0).map(lambda key, raw: raw)
+    ds = ds.filter(lambda key, raw: wanted(key) > 0).map(lambda key, raw: raw)
     return ds.map(parse_fn(catalog.shape), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scone_assets.heatmaps.store import records_of
+from scone_assets.heatmaps.store import records_of, string_lookup
 
 if TYPE_CHECKING:
     from scone_assets.heatmaps.store import HeatmapCatalog
@@ -31,11 +31,9 @@ def predict_members(models: list, catalog: HeatmapCatalog, snids: set[str] | Non
     from tqdm.auto import tqdm
 
     ds = records_of(catalog)  # index rows only: a duplicate left out is never read
-    if snids is not None:
-        keys = tf.constant(sorted(snids))
-        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            keys, tf.ones_like(keys, dtype=tf.int64)), 0)
-        ds = ds.filter(lambda img, snid, *_: table.lookup(snid) > 0)
+    if snids is not None:  # stateless: see string_lookup
+        wanted = string_lookup(sorted(snids), np.ones(len(snids)), 0)
+        ds = ds.filter(lambda img, snid, *_: wanted(snid) > 0)
     ds = ds.batch(batch).prefetch(tf.data.AUTOTUNE)
     out_snid, out_type = [], []
     out_prob: list[list[np.ndarray]] = [[] for _ in models]

@@ -33,9 +33,10 @@ from scone_assets.model.loaders import load_arrays, plan_loading
 if TYPE_CHECKING:
     from scone_assets.heatmaps.store import HeatmapCatalog
 
-__all__ = ["class_column", "load_trained", "predict"]  # load_trained: the model folder's, for old callers
+__all__ = ["class_column", "load_trained", "predict", "score"]  # load_trained: the model folder's, for old callers
 
 log = logging.getLogger(__name__)
+MODEL_VERSION_COLUMN = "MODEL_VERSION"  # which model version made a row (platform runs only)
 
 
 def _check_inputs(config: SconeConfig, catalog: HeatmapCatalog, meta: ModelMeta, model_dir) -> HeatmapCatalog:
@@ -68,8 +69,8 @@ def class_column(prob_column_name: str, class_name: str) -> str:
     return f"{prob_column_name}_{class_name}"
 
 
-def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
-            out_csv: str | Path | None = None) -> pd.DataFrame:
+def score(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path) -> pd.DataFrame:
+    """The predictions table (SNID, P(Ia), per-class columns) of `catalog`, nothing written."""
     from scone_assets.model.inference import predict_stream
 
     catalog = _check_inputs(config, catalog, read_meta(model_dir, config), model_dir)
@@ -90,6 +91,16 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
     if meta.categorical:
         for i, c in enumerate(meta.classes):
             table[class_column(config.prob_column_name, c)] = np.asarray(probs)[:, i]
+    return table
+
+
+def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
+            out_csv: str | Path | None = None, *, model_version: str | None = None) -> pd.DataFrame:
+    """Score `catalog` and write the predictions CSV and its `.skipped.csv` atomically;
+    `model_version` (the platform's versions) becomes a last column, MODEL_VERSION."""
+    table = score(config, catalog, model_dir)
+    if model_version is not None:
+        table[MODEL_VERSION_COLUMN] = model_version
     path = Path(out_csv) if out_csv else config.predictions_file()
     assert_unique_snids(table.SNID, f"predictions {path}")
     with atomic_path(path) as tmp:

@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ import yaml
 from scone_assets.atomic import atomic_write_text
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.heatmaps.augment import AUGMENTED, AugmentSettings
-from scone_assets.heatmaps.store import HeatmapCatalog, merge_catalogs, records_of
+from scone_assets.heatmaps.store import HeatmapCatalog, merge_catalogs, records_of, string_lookup
 from scone_assets.model.calibration import (
     apply_temperature,
     expected_calibration_error,
@@ -78,9 +79,38 @@ from scone_assets.model.folder import (
 from scone_assets.model.loaders import load_arrays, plan_loading
 from scone_assets.snana.types import IA
 
-__all__ = ["cosine_learning_rate", "default_model_dir", "merge_catalogs", "select_training_set", "train"]  # merge_catalogs: the store's, for old callers
+__all__ = ["EpochProgress", "cosine_learning_rate", "default_model_dir", "merge_catalogs", "select_training_set",
+           "train"]  # merge_catalogs: the store's, for old callers
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    """One finished epoch: what `train`'s `on_epoch` receives, for a caller's log (the
+    Dagster run log) where Keras's console bar is not seen."""
+
+    epoch: int  # 1-based
+    epochs: int  # asked for (early stopping may end sooner)
+    loss: float
+    accuracy: float
+    val_loss: float | None  # None without validation objects
+    val_accuracy: float | None
+    seconds: float
+    member: int = 1  # ensemble member, 1-based
+    members: int = 1
+
+    def text(self) -> str:
+        values = {"loss": self.loss, "accuracy": self.accuracy, "val_loss": self.val_loss,
+                  "val_accuracy": self.val_accuracy}
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items() if v is not None)
+        head = f"member {self.member}/{self.members} " if self.members > 1 else ""
+        return f"{head}epoch {self.epoch}/{self.epochs}: {shown}, {self.seconds:.1f} s"
+
+    __str__ = text
+
+
+OnEpoch = Callable[[EpochProgress], None]
 
 
 @dataclass
@@ -232,6 +262,24 @@ def _inputs(arrays: dict, idx: np.ndarray, with_z: bool):
     return {"image": img, "z": arrays["z"][idx, None], "z_err": arrays["z_err"][idx, None]}
 
 
+def _batches(arrays: dict, idx: np.ndarray, y: np.ndarray, config: SconeConfig, seed: int | None = None):
+    """In-memory rows `idx` as batches for `fit`, reshuffled every epoch when `seed` is given.
+    Not Keras's own path for arrays: that puts a TensorDataset inside a flat_map's function (for a
+    last, partial batch), which tf.data's determinism rewrite counts as nondeterministic, turning
+    every parallel map into a plain one with TF's error log (see store.string_lookup)."""
+    import tensorflow as tf
+
+    x = {name: tf.constant(v) for name, v in _inputs(arrays, idx, config.with_z).items()}
+    labels = tf.constant(y[idx])
+    ds = tf.data.Dataset.range(len(idx))
+    if seed is not None:
+        ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.batch_size).map(
+        lambda i: ({name: tf.gather(v, i) for name, v in x.items()}, tf.gather(labels, i)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bool,
             batch: int, shuffle: bool, seed: int):
     """A tf.data pipeline over the shards for one set: objects outside it are filtered by SNID.
@@ -241,11 +289,9 @@ def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bo
 
     members = split[split.set == which]
     n_records = int(catalog.index.SNID.astype(str).isin(set(members.SNID.astype(str))).sum())
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(members.SNID.astype(str).tolist()),
-                                            tf.constant(members.label.astype(np.int64).to_numpy())), -1)
+    label_of = string_lookup(members.SNID.astype(str).tolist(), members.label.to_numpy(), -1)  # stateless
     ds = records_of(catalog)
-    ds = ds.map(lambda img, snid, tname, z, ze: (img, table.lookup(snid), z, ze))
+    ds = ds.map(lambda img, snid, tname, z, ze: (img, label_of(snid), z, ze))
     ds = ds.filter(lambda img, lab, z, ze: lab >= 0).apply(tf.data.experimental.assert_cardinality(n_records))
     if shuffle:
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
@@ -258,12 +304,13 @@ def _stream(catalog: HeatmapCatalog, split: pd.DataFrame, which: str, with_z: bo
 
 def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str | Path, *,
           band_to_wave: dict[str, float] | None = None, progress: bool = True,
-          split: pd.DataFrame | None = None, force: bool = False) -> dict:
+          split: pd.DataFrame | None = None, force: bool = False, on_epoch: OnEpoch | None = None) -> dict:
     """Train on every heatmap set in `catalogs`, evaluate per set on the test objects,
     and save the model folder. Returns the metrics. `split` (SNID, label, set), e.g. the
     platform's balanced catalog, replaces the split made here; objects without a heatmap
     are left out of it. An existing model folder is replaced only with `force`; the new
-    one appears whole or not at all (see `folder.writing`)."""
+    one appears whole or not at all (see `folder.writing`). `on_epoch` receives an
+    EpochProgress after every epoch of every ensemble member."""
     out = Path(out_dir)
     check_replaceable(out, force)  # before any work; checked again under the lock
     catalogs = dict(catalogs)
@@ -276,7 +323,8 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     if config.with_z:
         check_redshift(catalog, config, "this model is trained with with_z: true")
     with writing(out, force=force) as folder:
-        result = _train_into(folder, config, catalogs, catalog, band_to_wave, progress, split, augmented)
+        result = _train_into(folder, config, catalogs, catalog, band_to_wave, progress, split, augmented,
+                             on_epoch)
     # SCONE / Pippin users look beside the model folder (output_path) for the history
     atomic_write_text(out.absolute().parent / TRAINING_HISTORY_FILE, (out / TRAINING_HISTORY_FILE).read_text())
     return result
@@ -309,7 +357,7 @@ def _with_augmented(catalog: HeatmapCatalog, augmented: HeatmapCatalog | None, s
 
 def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatalog], catalog: HeatmapCatalog,
                 band_to_wave: dict[str, float] | None, progress: bool, split: pd.DataFrame | None,
-                augmented: HeatmapCatalog | None = None) -> dict:
+                augmented: HeatmapCatalog | None = None, on_epoch: OnEpoch | None = None) -> dict:
     import keras
     import tensorflow as tf
 
@@ -358,6 +406,8 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
         model = build_model(*catalog.shape, n_classes=n_classes, categorical=labels.categorical,
                             with_z=config.with_z)
         callbacks = _callbacks(config, keras)
+        if on_epoch is not None:
+            callbacks.append(_epoch_reporter(keras, on_epoch, config.num_epochs, k + 1, config.ensemble_size))
         if plan.kind in ("memory", "legacy"):
             if arrays is None:  # loaded once, after the first network is built (as before ensembles)
                 arrays = load_arrays(training, set(split.SNID), batch=plan.chunk_size)
@@ -366,9 +416,9 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
                 y = labels.encode(arrays["type_name"])
                 tr, va = np.flatnonzero(row_set == "train"), np.flatnonzero(row_set == "val")
             history = model.fit(
-                _inputs(arrays, tr, config.with_z), y[tr], batch_size=config.batch_size,
-                epochs=config.num_epochs, class_weight=weights, callbacks=callbacks, shuffle=True,
-                validation_data=(_inputs(arrays, va, config.with_z), y[va]) if has_val else None,
+                _batches(arrays, tr, y, config, seed), epochs=config.num_epochs, class_weight=weights,
+                callbacks=callbacks, shuffle=False,  # the batches are shuffled each epoch
+                validation_data=_batches(arrays, va, y, config) if has_val else None,
                 verbose=1 if progress else 0)
         else:
             train_ds = _stream(training, split, "train", config.with_z, config.batch_size, True, seed)
@@ -446,6 +496,24 @@ def _callbacks(config: SconeConfig, keras) -> list:
             monitor="val_loss", factor=config.lr_plateau_factor, patience=config.lr_plateau_patience,
             min_lr=LEARNING_RATE / 100))
     return callbacks
+
+
+def _epoch_reporter(keras, on_epoch: OnEpoch, epochs: int, member: int, members: int):
+    """A Keras callback that hands `on_epoch` each finished epoch's logs as an EpochProgress."""
+    started = [0.0]
+
+    def optional(logs: dict, key: str) -> float | None:
+        return float(logs[key]) if key in logs else None
+
+    def end(epoch: int, logs: dict | None) -> None:
+        logs = logs or {}
+        on_epoch(EpochProgress(epoch + 1, epochs, float(logs.get("loss", math.nan)),
+                               float(logs.get("accuracy", math.nan)), optional(logs, "val_loss"),
+                               optional(logs, "val_accuracy"), time.perf_counter() - started[0],
+                               member, members))
+
+    return keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: started.__setitem__(0, time.perf_counter()), on_epoch_end=end)
 
 
 def _ensemble_report(labels: Labels, per_set: dict, members: dict[str, np.ndarray], seeds: list[int]) -> dict:

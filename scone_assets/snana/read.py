@@ -37,12 +37,18 @@ PHOT_RE = re.compile(r"^(?P<stem>.*)PHOT(?P<ext>\.FITS(?:\.GZ)?)$", re.IGNORECAS
 TEXT_FILES_PER_UNIT = 1000
 SNANA_FILES = "*_HEAD.FITS/*_PHOT.FITS pairs or TEXT .DAT files"
 INPUT_KEYS = "input_path, metadata_paths + lcdata_paths, or input_data_paths"
-HOST_Z_COLUMNS = ("HOSTGAL_SPECZ", "HOSTGAL_SPECZ_ERR", "HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
+HOST_Z_COLUMNS = ("HOSTGAL_SPECZ", "HOSTGAL_SPECZ_ERR", "HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR",
+                  "VETTED_HOST_GALAXY_REDSHIFT", "VETTED_HOST_GALAXY_REDSHIFT_ERR")
 # an object's redshift: the first of these it has (SNANA's own best value, then the host's
-# spectroscopic, then its photometric redshift), with the error column beside each
-Z_COLUMNS = ("REDSHIFT_FINAL", "HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ")
+# spectroscopic, then its photometric redshift), with the error column beside each. YSE DR1's
+# VETTED_HOST_GALAXY_REDSHIFT is the catalogued (NED) redshift of the host the survey vetted, a
+# spectroscopic one (its photo-z is PHOTO_Z; 63 of yse_dev's 69 agree with REDSHIFT_FINAL to
+# 0.002), so it ranks as a host spec-z, before HOSTGAL_SPECZ (an unvetted, automatic match). A
+# redshift, not a label: as legitimate an input as REDSHIFT_FINAL.
+Z_COLUMNS = ("REDSHIFT_FINAL", "VETTED_HOST_GALAXY_REDSHIFT", "HOSTGAL_SPECZ", "HOSTGAL_PHOTOZ")
 Z_ERR_COLUMNS = {"REDSHIFT_FINAL": "REDSHIFT_FINAL_ERR", "HOSTGAL_SPECZ": "HOSTGAL_SPECZ_ERR",
-                 "HOSTGAL_PHOTOZ": "HOSTGAL_PHOTOZ_ERR"}
+                 "HOSTGAL_PHOTOZ": "HOSTGAL_PHOTOZ_ERR",
+                 "VETTED_HOST_GALAXY_REDSHIFT": "VETTED_HOST_GALAXY_REDSHIFT_ERR"}
 
 
 def best_redshift(row) -> tuple[float, float, str | None]:
@@ -81,6 +87,13 @@ def _safe_key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
+def _unit_key(dataset: str, stem: str) -> str:
+    """`<folder>__<stem>`, or the stem alone when it already starts with the folder's name
+    (`DES_SIM/DES_SIM-0001_HEAD.FITS` is `DES_SIM-0001`), so names are not said twice."""
+    stem = stem.rstrip("_-")
+    return _safe_key(stem if stem.startswith(dataset) else f"{dataset}__{stem}")
+
+
 def _strip_url(path: str) -> str:
     return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
@@ -113,7 +126,7 @@ def _pair_fits(names: list[str], dataset: str, readme: str | None, out: Discover
             out.errors.append(SnanaReadError(head, "HEAD file has no matching PHOT file"))
             continue
         paired.add(key)
-        unit_key = _safe_key(f"{dataset}__{stem.rstrip('_-')}")
+        unit_key = _unit_key(dataset, stem)
         out.units.append(InputUnit(unit_key, "fits", [head, phots[key]], readme, dataset))
     for key, phot in sorted(phots.items()):
         if key not in paired:

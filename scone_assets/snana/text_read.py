@@ -38,10 +38,13 @@ def _value_and_error(text: str | None) -> tuple[float, float]:
 
 def _host_redshifts(header: dict[str, str]) -> dict[str, float]:
     """HOSTGAL_SPECZ/_PHOTOZ and their errors: `HOSTGAL_SPECZ: 0.12 +- 0.001` or a separate
-    `_ERR` line; the SNPCC-era files spell the photo-z `HOST_GALAXY_PHOTO-Z`."""
+    `_ERR` line; the SNPCC-era files spell the photo-z `HOST_GALAXY_PHOTO-Z`. YSE DR1 writes
+    its vetted host's redshift, `VETTED_HOST_GALAXY_REDSHIFT: 0.0158 +- 0.005 (HOST-Z, HELIO)`
+    (-99 when unknown): a column of its own (read.Z_COLUMNS says where it ranks)."""
     out = {}
     for col, alts in (("HOSTGAL_SPECZ", ("HOSTGAL_SPECZ",)),
-                      ("HOSTGAL_PHOTOZ", ("HOSTGAL_PHOTOZ", "HOST_GALAXY_PHOTO-Z"))):
+                      ("HOSTGAL_PHOTOZ", ("HOSTGAL_PHOTOZ", "HOST_GALAXY_PHOTO-Z")),
+                      ("VETTED_HOST_GALAXY_REDSHIFT", ("VETTED_HOST_GALAXY_REDSHIFT",))):
         text = next((header[a] for a in alts if a in header), None)
         value, err = _value_and_error(text)
         if f"{col}_ERR" in header:
