@@ -223,10 +223,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (configs / "train.yml").write_text(DEMO_TRAIN.format(sims=sims.folder))
     (configs / "predict.yml").write_text(DEMO_PREDICT.format(
         data=data.folder, model=platform / "models" / "versions" / "v0001"))
+    # the survey_like flow at a demo's size; the UI gets the same sizes through ui.env
+    like_n, like_epochs = max(300, args.n // 3), 20
     env = {"SCONE_TRAIN_CONFIG": str(configs / "train.yml"), "SCONE_PREDICT_CONFIG": str(configs / "predict.yml"),
-           "SCONE_OUTPUT_ROOT": str(platform)}
+           "SCONE_OUTPUT_ROOT": str(platform), "SCONE_LIKE_N": str(like_n), "SCONE_LIKE_EPOCHS": str(like_epochs)}
     os.environ.update(env)
-    defs = build_defs(env["SCONE_TRAIN_CONFIG"], env["SCONE_PREDICT_CONFIG"], env["SCONE_OUTPUT_ROOT"], jobs=args.jobs)
+    defs = build_defs(env["SCONE_TRAIN_CONFIG"], env["SCONE_PREDICT_CONFIG"], env["SCONE_OUTPUT_ROOT"], jobs=args.jobs,
+                      like_n=like_n, like_num_epochs=like_epochs)
     instance = instance_for(out / "dagster_home")
     keys = defs.resources["scone"].partition_keys()
     register_partitions(instance, keys)

@@ -90,3 +90,19 @@ def wait_for_runs(instance, n: int, done, timeout: float = 300):
             return runs
         time.sleep(3)
     raise AssertionError(f"runs did not finish: {[(r.run_id[:8], r.status) for r in instance.get_runs()]}")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`make demo`'s command on a small embedded default (600 training, 100 survey light
+    curves), run once: (its output folder, ui.env as a dict, the completed process)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "demo_output"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCONE_", "DAGSTER_HOME"))}
+    res = subprocess.run([str(Path(sys.executable).parent / "scone"), "demo", "--out", str(out), "--n", "600",
+                          "--jobs", "1"], env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ui_env = dict(line.split("=", 1) for line in (out / "ui.env").read_text().splitlines())
+    return out, ui_env, res

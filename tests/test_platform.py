@@ -151,10 +151,13 @@ def test_sensor_partitions_automation_and_model_versions(platform, monkeypatch):
                         ("survey_heatmaps", survey_keys), ("predictions", survey_keys)):
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys), asset
 
-    # a worse version (one epoch): trained and recorded, not promoted; figures side by side
+    # a worse version (one epoch) that passes its checks (a deployment's floor of 0 here): trained
+    # and recorded, not promoted; figures side by side
     (root / "worse.yml").write_text(f"input_path: {root / 'sims' / 'TRAIN'}\nnum_epochs: 1\nseed: 2\n")
     worse = build_defs(str(root / "worse.yml"), str(root / "predict.yml"), str(root / "out"), jobs=1)
+    monkeypatch.setattr(checks, "ACCURACY_FLOOR", 0.0)
     res = run_job(worse, instance, "train_job")
+    monkeypatch.undo()
     assert latest(instance, "trained_model")["version"].value == "v0002"
     assert latest(instance, "promoted_model")["version"].value == "v0001"
     assert dg.AssetKey("promoted_model") not in {e.asset_key for e in res.get_asset_materialization_events()}

@@ -30,7 +30,7 @@ def register_partitions(instance: dg.DagsterInstance, keys: dict[Role, list[str]
 def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, keys: dict[Role, list[str]],
                  log=print) -> dict:
     """Heatmaps of every partition, then a model version (promoted if it is not worse), then
-    predictions of every survey partition, each through its named job."""
+    predictions of every survey partition, then the survey_like flow, each through its named job."""
 
     def run(job_name: str, partition_key: str | None = None):
         job = defs.resolve_job_def(job_name)
@@ -53,6 +53,12 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, keys: dict[
     for key in keys.get("predict", []):
         log(f"predictions for {key}")
         run("predict_job", key)
+    if keys.get("predict"):  # the survey_like group too, so no asset is left missing
+        log("a simulation like the survey data, and its model")
+        run("like_job")
+        for key in keys["predict"]:
+            log(f"like predictions for {key}")
+            run("like_predict_job", key)
     meta = instance.get_latest_materialization_event(dg.AssetKey("trained_model")).asset_materialization.metadata
     return {"metrics": {k: meta[k].value for k in ("accuracy", "auc", "purity", "efficiency", "n_test")},
             "checks": checks, "version": meta["version"].value,

@@ -154,7 +154,8 @@ def like_heatmaps(context: dg.AssetExecutionContext, scone: SconeResource) -> dg
 
     cfg = like_config(scone)
     try:
-        run = make_heatmaps(cfg, backend=scone.gp_backend, jobs=scone.jobs, progress=False)
+        run = make_heatmaps(cfg, backend=scone.gp_backend, jobs=scone.jobs, progress=False,
+                            on_progress=lambda p: context.log.info(p.text()))
     except Exception as exc:  # the library's message, in the run's log and the failure
         raise dg.Failure(description=f"like_heatmaps: {exc}") from exc
     for r in run.results:
@@ -210,7 +211,8 @@ def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Ma
         band_to_wave.update(cat.band_to_wave)
     out = default_model_dir(cfg)
     try:
-        metrics = train(cfg, catalogs, out, band_to_wave=band_to_wave, progress=False, force=True)
+        metrics = train(cfg, catalogs, out, band_to_wave=band_to_wave, progress=False, force=True,
+                        on_epoch=lambda e: context.log.info(e.text()))
     except ConfigError as exc:
         raise dg.Failure(description=str(exc)) from None
     scone.push(out)
