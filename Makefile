@@ -26,7 +26,7 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	@test -f $(DEMO_DIR)/ui.env || { echo "run 'make demo' first: the UI shows the instance the demo made"; exit 1; }
-	set -a && . $(abspath $(DEMO_DIR))/ui.env && set +a && $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+	set -a && . $(abspath $(DEMO_DIR))/ui.env && set +a && $(VENV)/bin/dg dev -h 127.0.0.1 -p $${PORT:-3000}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scone_assets tests benchmarks

@@ -18,7 +18,7 @@ from scone_assets.defs import assets, like
 from scone_assets.defs.io_managers import HeatmapIOManager, ModelIOManager, ParquetIOManager
 from scone_assets.defs.jobs import JOBS
 from scone_assets.defs.resources import SconeResource
-from scone_assets.defs.sensors import automation_sensor, like_sensor, new_inputs_sensor
+from scone_assets.defs.sensors import automation_sensor, new_inputs_sensor
 
 
 def build_defs(train_config: str, predict_config: str | None, output_root: str,
@@ -31,7 +31,7 @@ def build_defs(train_config: str, predict_config: str | None, output_root: str,
     return dg.Definitions(
         assets=dg.load_assets_from_modules([assets, like]),
         jobs=JOBS,
-        sensors=[new_inputs_sensor, automation_sensor, like_sensor],
+        sensors=[new_inputs_sensor, automation_sensor],
         resources={
             "scone": scone,
             "parquet_io_manager": ParquetIOManager(base_dir=f"{output_root.rstrip('/')}/catalogs"),

@@ -1,8 +1,7 @@
 """The survey_like flow in the code location: real survey data (a subset of yse_dev, no labels)
-as a 'predict:' partition -> a simulation like it -> heatmaps -> model -> predictions, on a
-real instance; the lineage, the sensor, and too little data failing with the library's message."""
+as a survey_data partition -> a simulation like it -> heatmaps -> model -> predictions, on a
+real instance; the lineage, the automation, and too little data failing with the library's message."""
 
-import json
 import shutil
 
 import dagster as dg
@@ -11,7 +10,6 @@ from conftest import shared
 
 from scone_assets.definitions import build_defs
 from scone_assets.defs.partitions import SURVEY_DATA
-from scone_assets.defs.sensors import like_sensor
 
 LIKE_ASSETS = ["like_simulation", "like_heatmaps", "like_model"]
 GRID = "num_mjd_bins: 60\n"  # a coarser time grid keeps the test short; the same for both roles
@@ -69,22 +67,26 @@ def test_the_like_flow_is_in_the_code_location_with_its_lineage():
     preds = {k.to_user_string() for k in graph.get(dg.AssetKey("like_predictions")).parent_keys}
     assert preds == {"survey_heatmaps", "like_model"}  # the survey's own heatmaps, by the like model
     assert defs.resolve_job_def("like_job") and defs.resolve_job_def("like_predict_job")
-    assert defs.resolve_sensor_def("like_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+    for asset in (*LIKE_ASSETS, "like_predictions"):  # each step follows the one before it
+        assert graph.get(dg.AssetKey(asset)).automation_condition.get_label() == "eager"
 
 
 def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     defs, instance, key = _platform(tmp_path, 40, like_n=300, like_num_epochs=2)
     scone = defs.resources["scone"]
+    like = {a: dg.AssetKey(a) for a in (*LIKE_ASSETS, "like_predictions")}
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor's first tick
+    assert not any(tick.get_num_requested(k) for k in like.values())
     assert materialize(defs, instance, ["survey_files", "survey_heatmaps"], key).success
     survey_heatmaps = meta(instance, "survey_heatmaps", key)["written"]
     assert survey_heatmaps == 40
 
-    # new survey heatmaps: the sensor asks for one like_job run, then nothing until there is news
-    first = like_sensor(dg.build_sensor_context(instance=instance, resources={"scone": scone}))
-    assert [r.job_name for r in first.run_requests] == ["like_job"]
-    assert json.loads(first.run_requests[0].tags["scone/new_survey_partitions"]) == [key]
-    quiet = like_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
-    assert not quiet.run_requests
+    # new survey data: automation asks for a simulation like it, once, then nothing until there is news
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert tick.get_num_requested(like["like_simulation"]) == 1
+    assert tick.get_num_requested(like["like_predictions"]) == 0  # no like model yet
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert not any(tick.get_num_requested(k) for k in like.values())
 
     assert materialize(defs, instance, LIKE_ASSETS).success
     sim = meta(instance, "like_simulation")
@@ -103,10 +105,10 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     assert model["trained_on"] == "300 like-simulated light curves"
     assert model["n_test"] > 0 and 0.0 <= model["accuracy"] <= 1.0
 
-    # a new like model: predictions of every survey partition are requested
-    after = like_sensor(dg.build_sensor_context(instance=instance, cursor=quiet.cursor))
-    requested = [(r.job_name, r.partition_key) for r in after.run_requests]
-    assert requested == [("like_predict_job", key)]
+    # a new like model: predictions of every survey partition are requested, and nothing else
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert tick.get_requested_partitions(like["like_predictions"]) == {key}
+    assert not any(tick.get_num_requested(like[a]) for a in LIKE_ASSETS)
 
     assert materialize(defs, instance, ["like_predictions"], key).success
     pred = meta(instance, "like_predictions", key)

@@ -63,11 +63,13 @@ def test_definitions_load_with_every_concern(platform):
         "survey_files", "survey_catalog", "survey_heatmaps", "predictions", "like_predictions"}
     # declarative automation where it replaces the old retrain sensor and schedule
     automated = {a for a, s in specs.items() if s.automation_condition is not None}
-    assert automated == {"balanced_catalog", "trained_model", "promoted_model", "predictions"}
+    assert automated == {"balanced_catalog", "trained_model", "promoted_model", "predictions",
+                         "like_simulation", "like_heatmaps", "like_model", "like_predictions"}
     assert {j.name for j in defs.jobs} == {"training_heatmaps_job", "survey_heatmaps_job", "train_job",
                                            "predict_job", "like_job", "like_predict_job"}
     assert not list(defs.schedules or [])
-    for name in ("new_inputs_sensor", "automation_sensor", "like_sensor"):
+    assert {s.name for s in defs.sensors} == {"new_inputs_sensor", "automation_sensor"}
+    for name in ("new_inputs_sensor", "automation_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
 
 

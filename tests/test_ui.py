@@ -48,10 +48,10 @@ def _wait_for_server(base: str, timeout: float = 180) -> None:
                 return
         except OSError:
             time.sleep(2)
-    pytest.fail(f"dagster dev did not start within {timeout:.0f} s")
+    pytest.fail(f"the UI did not start within {timeout:.0f} s")
 
 
-def test_after_make_demo_the_ui_shows_the_model_and_launches_named_jobs(demo):
+def test_after_make_demo_the_ui_shows_the_model_and_launches_named_jobs(demo, tmp_path):
     """`make demo`, then `make ui` (its command, with the demo's ui.env): the promoted model's
     page shows its ROC curve drawn, with no click; a survey partition launched from its named
     job's page runs under that name (not Dagster's unnamed asset job)."""
@@ -64,9 +64,10 @@ def test_after_make_demo_the_ui_shows_the_model_and_launches_named_jobs(demo):
     (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
     env = os.environ | ui_env | {"SCONE_JOBS": "1"}
     port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                               "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    console = tmp_path / "make_ui.log"
+    with console.open("w") as log:  # `make ui`'s command, from the repository root
+        server = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+                                  cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -118,3 +119,10 @@ def test_after_make_demo_the_ui_shows_the_model_and_launches_named_jobs(demo):
         os.killpg(server.pid, 15)
         server.wait(timeout=60)
         os.environ.pop("DAGSTER_HOME", None)
+    # a quiet console: no telemetry banner, no warning about configuration it ignores or
+    # superseded commands, no error lines
+    text = console.read_text()
+    assert "Serving dagster-webserver" in text, text[-3000:]
+    for noise in ("Telemetry:", "usage statistics", "in the current folder, but your DAGSTER_HOME", "superseded",
+                  "E0000", "Traceback"):
+        assert noise not in text, f"{noise!r} in the console of make ui:\n{text[-3000:]}"

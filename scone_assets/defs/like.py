@@ -4,7 +4,8 @@ survey data (`survey_data` partitions) -> like_simulation -> like_heatmaps -> li
 like_predictions (per `survey_data` partition). The simulation takes from the survey data
 what `scone simulate --like` takes (never its types); the heatmaps, the training and the
 predictions are the library's, with the train config's settings, so the lineage shows
-which survey (and which partitions of it) a model was made for. Everything is written
+which survey (and which partitions of it) a model was made for. Each step follows the one
+before it by its AutomationCondition (evaluated by `automation_sensor`). Everything is written
 under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
 `like_seed`, `like_num_epochs`).
 """
@@ -25,6 +26,8 @@ from scone_assets.defs.resources import SconeResource
 from scone_assets.snana.lightcurves import SnanaReadError
 
 GROUP = "survey_like"
+# new survey data -> a new simulation like it -> its heatmaps -> a model -> predictions
+EAGER = dg.AutomationCondition.eager()
 SIM_NAME = "LIKE"  # one simulation folder, replaced when the survey data change
 SURVEY_FILE = "survey.json"  # what the simulation was made from, for the model and predictions
 # keys of the train config that describe its own inputs, not the like simulation's
@@ -87,6 +90,7 @@ def _redshift_png(data_z: np.ndarray, heads: list[Path], target: Path) -> Path |
 
 
 @dg.asset(group_name=GROUP, kinds={"python"}, deps=[dg.AssetKey("survey_files")],
+          automation_condition=EAGER,
           description="A labelled SNANA simulation observed like the survey data of the "
                       "survey_data partitions (scone simulate --like): bands, cadences, noise, "
                       "redshifts, MWEBV.")
@@ -148,6 +152,7 @@ def like_simulation(context: dg.AssetExecutionContext,
 
 
 @dg.asset(group_name=GROUP, kinds={"tensorflow"}, deps=[like_simulation],
+          automation_condition=EAGER,
           description="GP heatmaps of the like simulation, on the train config's grid.")
 def like_heatmaps(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.MaterializeResult:
     from scone_assets.heatmaps.run import make_heatmaps
@@ -198,6 +203,7 @@ def _like_catalogs(cfg: SconeConfig) -> dict:
 
 
 @dg.asset(group_name=GROUP, kinds={"tensorflow", "keras"}, deps=[like_heatmaps],
+          automation_condition=EAGER,
           description="SCONE's CNN trained on the like simulation only, as `scone train` trains: "
                       "the model made for the survey data.")
 def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.MaterializeResult:
@@ -230,6 +236,7 @@ def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Ma
 @dg.asset(partitions_def=survey_partitions, group_name=GROUP,
           io_manager_key="parquet_io_manager", kinds={"pandas", "csv"},
           ins={"survey_heatmaps": dg.AssetIn()}, deps=[like_model],
+          automation_condition=EAGER,
           description="Predictions of one survey-data partition by the model made for that survey.")
 def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
                      survey_heatmaps: HeatmapSet) -> dg.Output[pd.DataFrame]:
@@ -251,8 +258,8 @@ def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
     in_survey = context.partition_key in made_for["partitions"]
     if not in_survey:  # data that landed after the model: said, not hidden
         context.log.warning(f"{context.partition_key} was not in the survey data the like model "
-                            f"was made from ({', '.join(made_for['partitions'])}); like_sensor "
-                            "retrains it")
+                            f"was made from ({', '.join(made_for['partitions'])}); the automation "
+                            "sensor simulates and retrains for it")
     event = context.instance.get_latest_materialization_event(dg.AssetKey("like_model"))
     return dg.Output(table, metadata={
         "light_curves": len(table), "file": dg.MetadataValue.path(str(target)),
