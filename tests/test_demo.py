@@ -34,8 +34,15 @@ def test_demo_leaves_every_asset_materialized_through_named_jobs(demo):
                 else:
                     done = instance.get_materialized_partitions(spec.key)
                     assert done == sets[spec.partitions_def.name], spec.key
-            jobs = {r.job_name for r in instance.get_runs()}
-            assert jobs <= NAMED_JOBS and "train_job" in jobs
+            runs = instance.get_runs()
+            assert {r.job_name for r in runs} == NAMED_JOBS  # never Dagster's unnamed asset job
+            assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+            checks = [e.dagster_event.event_specific_data for r in runs
+                      for e in instance.all_logs(r.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+            assert {(c.asset_key.to_user_string(), c.check_name) for c in checks} == {
+                ("training_heatmaps", "heatmap_yield"), ("survey_heatmaps", "heatmap_yield"),
+                ("balanced_catalog", "class_balance"), ("trained_model", "accuracy_floor")}
+            assert all(c.passed for c in checks)  # every asset and check green in the UI
     finally:
         os.environ.pop("DAGSTER_HOME", None)
     table = pd.read_csv(out / "platform" / "predict" / "predictions.csv")

@@ -94,6 +94,13 @@ def test_after_make_demo_the_ui_shows_the_model_and_launches_named_jobs(demo, tm
                 page.screenshot(path=str(ARTIFACTS / "ui_model_page.png"))
             assert width > 200
             assert page.get_by_text("v0001").first.is_visible()
+            # a partition's details name the job that made it
+            page.goto(f"{base}/assets/survey_heatmaps?view=partitions&partition=DEMO_SURVEY-0001",
+                      wait_until="networkidle", timeout=120_000)
+            try:
+                page.get_by_text("survey_heatmaps_job").first.wait_for(timeout=30_000)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "ui_partition.png"))
 
             page.goto(f"{base}/locations/scone_assets/jobs/survey_heatmaps_job", wait_until="networkidle",
                       timeout=120_000)

@@ -316,6 +316,7 @@ def promoted_model(context: dg.AssetExecutionContext, scone: SconeResource, conf
     record = versions.read_record(challenger_dir)
     name = record.name
     failed = sorted(k for k, ok in record.checks.items() if not ok)
+    scone.pull(root / versions.PROMOTED_FILE)  # a remote root: the record other nodes wrote
     champion = versions.promoted(root)
     side_by_side: dict = {"challenger": name, "champion": champion or "none",
                           **{f"challenger_{k}": v for k, v in record.metrics.items()}}
