@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt bayesn==0.4.0  # SN Ia SED data only (Hsiao template, BayeSN W22); its jax/numpyro are not needed
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt snsedextend==0.3.7  # SN Ic template data only (SNANA's NON1A SEDs); its pymc3/theano are not needed
 	touch $(STAMP)
 
 venv: $(STAMP)

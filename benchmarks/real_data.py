@@ -2,20 +2,21 @@
 classify the real light curves, score them against their spectroscopic types.
 
     .venv/bin/python benchmarks/real_data.py [--n 4000] [--epochs 40] [--work /tmp/scone_real]
-        [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3'] [--redshift no]
+        [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3'] [--redshift no] [--seed 1]
 
 For each real set (yse_dev: typed YSE DR1 light curves; LOWZ_REAL: real SNe Ia) and with
 and without redshift, it runs the commands a user would:
 
-    scone simulate --out <work>/<set>_LIKE --like <real set> --n N --seed 1
+    scone simulate --out <work>/<set>_LIKE --like <real set> --n N --seed S
     scone run --config_path train.yml      # heatmaps of the simulation, then training
     scone run --config_path predict.yml    # heatmaps of the real set, then predictions
 
 and scores `predictions.csv` with the set's labels (validation only: nothing is fitted on
 them). `--extra-config` is YAML appended to each train config (e.g. `ensemble_size: 3`,
 `lr_schedule: cosine`, `augment_copies: 2`); `--redshift no` or `yes` runs one of the two
-trainings. Prints one JSON line per run and writes them to
-<work>/real_data.json.
+trainings; `--seed S` (default 1) seeds both the simulation and the training, so runs
+with several seeds show how far one figure moves with the draw alone. Prints one JSON
+line per run and writes them to <work>/real_data.json.
 """
 
 from __future__ import annotations
@@ -66,15 +67,16 @@ def score(y: np.ndarray, p: np.ndarray) -> dict:
     return out
 
 
-def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, extra: str = "") -> dict:
+def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, extra: str = "",
+        seed: int = 1) -> dict:
     sims = work / f"{name}_LIKE"
-    t_sim = run([*SCONE, "simulate", "--out", str(sims), "--like", str(data), "--n", str(n), "--seed", "1",
+    t_sim = run([*SCONE, "simulate", "--out", str(sims), "--like", str(data), "--n", str(n), "--seed", str(seed),
                  "--per-file", "1000"])
     tag = "with_z" if with_z else "no_z"
     train = work / f"{name}_{tag}_train.yml"
     train.write_text(f"input_path: {sims}\nheatmaps_path: {work / (name + '_LIKE_heatmaps')}\n"
                      f"output_path: {work / (name + '_' + tag)}\nnum_epochs: {epochs}\n"
-                     f"early_stopping_patience: 8\nseed: 1\nwith_z: {str(with_z).lower()}\n"
+                     f"early_stopping_patience: 8\nseed: {seed}\nwith_z: {str(with_z).lower()}\n"
                      + (extra.strip() + "\n" if extra.strip() else ""))
     t_train = run([*SCONE, "run", "--config_path", str(train), "--force"])
     model = work / f"{name}_{tag}" / "trained_model"
@@ -88,7 +90,7 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
     y = truth(name, table.SNID)
     metrics = json.loads((model / "metrics.json").read_text())
     test = metrics["test"]
-    return {"set": name, "with_z": with_z, "n_sim": n, **score(y, table.PROB_SCONE.to_numpy()),
+    return {"set": name, "with_z": with_z, "n_sim": n, "seed": seed, **score(y, table.PROB_SCONE.to_numpy()),
             "skipped": int(len(skipped)), "sim_test_accuracy": test["accuracy"], "sim_test_auc": test["auc"],
             "temperature": metrics.get("calibration", {}).get("temperature"),
             "extra_config": extra.strip(),
@@ -105,6 +107,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/scone_real")
     ap.add_argument("--sets", default="yse_dev,LOWZ_REAL")
     ap.add_argument("--extra-config", default="", help="YAML lines appended to each train config")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the simulation and the training")
     ap.add_argument("--redshift", choices=("both", "no", "yes"), default="both",
                     help="train without redshift, with it, or both (default)")
     args = ap.parse_args()
@@ -114,7 +117,7 @@ def main() -> None:
     results = []
     for name in args.sets.split(","):
         for with_z in {"both": (False, True), "no": (False,), "yes": (True,)}[args.redshift]:
-            res = one(name, paths[name], work, args.n, args.epochs, with_z, args.extra_config)
+            res = one(name, paths[name], work, args.n, args.epochs, with_z, args.extra_config, args.seed)
             print(json.dumps(res), flush=True)
             results.append(res)
     (work / "real_data.json").write_text(json.dumps(results, indent=1))

@@ -238,3 +238,70 @@ def test_sn_ia_sed_needs_the_data_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(sed_ia.MissingSEDData, match="make venv"):
         sed_ia._root()
+
+
+def test_sn_ic_template_model():
+    """The default SNIc: SNANA's eight SN Ic templates (sed_ic.py), from the snsedextend wheel's files."""
+    from scone_assets.simulate.classes import BLACKBODY_SNIC
+    from scone_assets.simulate.sed_ic import TEMPLATES, model
+
+    sed = model()
+    ic = SUBTYPES["SNIc"]
+    assert ic.sed == "snana-ic" and BLACKBODY_SNIC.sed is None and SUBTYPES["SNIb"].sed is None
+    assert [t.name for t in sed.templates] == list(TEMPLATES)
+    first = {t.name: (round(float(t.phase[0]), 1), round(float(t.phase[-1]), 1), t.wave[0], t.wave[-1])
+             for t in sed.templates}
+    # CSP-2004fe's file runs -35.4..+139.5 d, its B peak at -2.0 d and empty spectra before -17.7 d
+    assert first["CSP-2004fe"] == (-15.7, 141.5, 2500.0, 9740.0)
+    assert first["SNLS-04D4jv"][2:] == (2770.0, 9350.0)
+    n = len(TEMPLATES)
+    p = {"template": np.arange(n), "m_peak": np.full(n, -17.5), "host_ebv": np.zeros(n)}
+    t = np.array([[-40.0, 0.0, 15.0, 30.0, 400.0]] * n)
+    b = sed.rest_frame_mag(t, np.full(t.shape, 4400.0), p)
+    assert b[:, 1] == pytest.approx(np.full(n, -17.5))  # every template peaks at the drawn M_B at t = 0
+    assert np.isinf(b[:, 0]).all()  # before the first phase minus the 10-day rise: no light
+    assert ((b[:, 2] > -17.5) & (b[:, 3] > b[:, 2])).all()  # fading after the peak
+    assert np.isfinite(b[:, 4]).all() and (b[:, 4] > b[:, 3] + 5).all()  # the late fade past the last phase
+    dust = sed.rest_frame_mag(t[:1, 1:2], np.full((1, 1), 4400.0), {**p, "template": np.zeros(1, int),
+                                                                     "m_peak": np.full(1, -17.5),
+                                                                     "host_ebv": np.full(1, 0.2)})
+    assert dust[0, 0] - (-17.5) == pytest.approx(0.2 * 4.1, abs=0.1)  # CCM89 A_B = (R_V + 1) E(B-V)
+    d = sed.draw(8000, np.random.default_rng(0))
+    assert np.bincount(d["template"], minlength=n).min() > 900  # uniform over the eight
+    assert np.mean(d["host_ebv"]) == pytest.approx(0.1, rel=0.05)
+
+
+def test_simulated_sn_ic_follow_their_templates(tmp_path):
+    """Observed through the simulator, an SN Ic is its template redshifted, not the blackbody."""
+    from astropy.io import fits
+
+    from scone_assets.simulate.classes import BLACKBODY_SNIC
+    from scone_assets.simulate.sed_ic import TEMPLATES, model
+
+    n, z = len(TEMPLATES), 0.02
+    p = {"z": np.full(n, z), "mu": distance_modulus(np.full(n, z)), "peak_mjd": np.zeros(n),
+         "mwebv": np.zeros(n), "template": np.arange(n), "m_peak": np.full(n, -17.5), "host_ebv": np.zeros(n),
+         "rise": np.full(n, 14.0), "stretch": np.ones(n)}
+    days = np.array([0.0, 10.0, 30.0])
+    mjd = np.broadcast_to(days * (1 + z), (n, 3))
+    wave = np.full((n, 3), 6200.0 * (1 + z))
+    seen = observed_mag(SUBTYPES["SNIc"], mjd, wave, 0.005 * wave, p) - p["mu"][:, None] + 2.5 * np.log10(1 + z)
+    rest = model().rest_frame_mag(np.broadcast_to(days, (n, 3)), np.full((n, 3), 6200.0), p)
+    assert seen == pytest.approx(rest, abs=0.05)  # a narrow band at rest-frame r
+    blackbody = observed_mag(BLACKBODY_SNIC, mjd, wave, 0.005 * wave, p) - p["mu"][:, None] + 2.5 * np.log10(1 + z)
+    assert np.abs(seen[:, 2] - blackbody[:, 2]).max() > 0.5  # the templates' declines are their own
+
+    res = simulate(tmp_path / "IC", 60, survey="lowz", seed=4, mix="SNIc=1", per_file=60, jobs=1, progress=False)
+    assert res.counts == {"SNIc": 60}
+    head = fits.getdata(res.head_files[0])
+    assert set(head["SIM_GENTYPE"]) == {33} and np.isfinite(head["SIM_PEAKMAG_r"]).all()
+
+
+def test_sn_ic_templates_need_the_data_package(monkeypatch):
+    import importlib.util
+
+    from scone_assets.simulate import sed_ic
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(sed_ic.MissingTemplateData, match="make venv"):
+        sed_ic._root()

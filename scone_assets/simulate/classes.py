@@ -20,6 +20,8 @@ and a blackbody temperature cooling from `t_peak` to `t_late` on a time scale
   (Richardson et al. 2014; Faran et al. 2014).
 - SN IIn: M = -18.6 +- 1.5, slow rise and decline (Richardson et al. 2014;
   Kiewe et al. 2012).
+- SN Ic: spectra, SNANA's eight SN Ic templates (sed_ic.py), with the
+  luminosity function below; the blackbody SN Ic, `BLACKBODY_SNIC`, is kept for comparison.
 - SN Ib/c: M = -17.5 +- 0.7 (Drout et al. 2011; Richardson et al. 2014);
   rise 12-15 d (Taddia et al. 2015); Delta m15 about 1.1-1.3 (Drout et al. 2011).
 - SN Iax: M = -17.0 +- 1.0, rise about 15 d, fast decline (Foley et al.
@@ -50,7 +52,7 @@ class Subtype:
     t_tau: float  # d
     uv_blanketing: bool = False  # metal-line suppression below 4000 A (thermonuclear, stripped)
     plateau: tuple[float, float] | None = None  # II-P plateau length range, d
-    sed: str | None = None  # a spectral model (sed_ia.py) instead of the blackbody; None: blackbody
+    sed: str | None = None  # a spectral model (sed_ia.py, sed_ic.py) instead of the blackbody; None: blackbody
 
 
 def _ia_decline() -> tuple[tuple[float, float], ...]:
@@ -67,7 +69,7 @@ SUBTYPES: dict[str, Subtype] = {s.name: s for s in [
     Subtype("SNIb", "SNIbc", 32, -17.5, 0.7, 14.0, 1.5,
             ((0, 0.0), (15, 1.2), (40, 2.4), (100, 3.4), (400, 6.5)), 8500, 5000, 20, True),
     Subtype("SNIc", "SNIbc", 33, -17.5, 0.7, 13.0, 1.5,
-            ((0, 0.0), (15, 1.3), (40, 2.5), (100, 3.5), (400, 6.5)), 8500, 5000, 18, True),
+            ((0, 0.0), (15, 1.3), (40, 2.5), (100, 3.5), (400, 6.5)), 8500, 5000, 18, True, sed="snana-ic"),
     Subtype("SNIax", "SNIax", 11, -17.0, 1.0, 15.0, 2.0,
             ((0, 0.0), (15, 1.6), (40, 2.8), (100, 3.6), (400, 6.5)), 8000, 5000, 15, True),
     Subtype("SNIa-91bg", "SNIa-91bg", 91, -17.5, 0.5, 14.0, 1.0,
@@ -76,8 +78,9 @@ SUBTYPES: dict[str, Subtype] = {s.name: s for s in [
             ((0, 0.0), (30, 0.8), (100, 2.2), (400, 6.0)), 15000, 8000, 60),
 ]}
 
-# The pre-SED SN Ia: a blackbody with a t^2 rise and the decline table above.
+# The pre-SED SN Ia and SN Ic: blackbodies with a t^2 rise and the decline tables above.
 BLACKBODY_SNIA = replace(SUBTYPES["SNIa"], sed=None)
+BLACKBODY_SNIC = replace(SUBTYPES["SNIc"], sed=None)
 
 # Default mix of written objects: SNe Ia about 30%, the rest in rough proportion
 # to volumetric rates (Li et al. 2011: II 57%, Ibc 26% of core collapse; Iax about

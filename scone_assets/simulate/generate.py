@@ -46,7 +46,12 @@ def _intrinsic(sub: Subtype, where: dict[str, np.ndarray], n: int, rng: np.rando
          "m_peak": rng.normal(sub.m_peak, sub.m_sigma, n)}
     p["mwebv"] = mwebv()
     p["deep"] = rng.uniform(size=n) < deep_fraction
-    if sub.sed is not None:  # BayeSN W22 population (sed_ia.py): theta, A_V, grey scatter, epsilon
+    if sub.sed == "snana-ic":  # one of SNANA's SN Ic templates and its host dust (sed_ic.py)
+        from scone_assets.simulate.sed_ic import model as ic_model
+
+        p.update(ic_model().draw(n, rng))
+        p["x1"] = np.zeros(n)
+    elif sub.sed is not None:  # BayeSN W22 population (sed_ia.py): theta, A_V, grey scatter, epsilon
         from scone_assets.simulate.sed_ia import EXPLOSION, model
 
         sed = model()
@@ -139,6 +144,7 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     peak = model.peak[pick] + rng.normal(0, PEAK_JITTER_DAYS, n)
     p = _intrinsic(sub, {"z": z, "peak_mjd": peak, "season_start": peak}, n, rng,
                    mwebv=lambda: rng.choice(model.mwebv, n), deep_fraction=0.0)
+    p["borrowed"] = pick
     mask = model.band[pick] >= 0
     band = np.where(mask, model.band[pick], 0)
     mjd = np.where(mask, model.mjd[pick], model.peak[pick][:, None])
@@ -149,6 +155,9 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
         gain = 1.0 / model.poisson_b[band]  # b = 0 (no source term measured): infinite gain
     flux, err, detected, peak_mag = _observe(sub, p, mjd, band, wave, BAND_WIDTH_FRACTION * wave, sky, gain,
                                              mask, visit, rng)
+    mask = mask & (flux / err >= model.snr_floors()[pick][:, None])  # what the survey publishes (like.py)
+    brightest = np.max(np.where(mask, flux, -np.inf), axis=1)
+    detected = detected & (brightest >= model.flux_limits()[pick])  # the survey's own selection (like.py)
     return p, mjd, band, flux, err, mask, detected, peak_mag
 
 
@@ -199,6 +208,8 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
     # --like: `LSST-r/a` where a letter collides in a mix; the reader keys bands by the last letter
     band_names = [b.full_name for b in survey.bands] if like is None else [str(b) for b in like.names]
     letters = [b.letter for b in survey.bands] if like is None else [str(b) for b in like.letters]
+    # --like: a survey whose PEAKMJD is its brightest observation gets its simulation's made so too
+    at_brightest = like.peaks_at_brightest() if like is not None else None
     rows, obs_rows = [], []
     for j, k in enumerate(order):
         sub, p, i, mjd, band, flux, err, peak_mag = obs_parts[k]
@@ -215,6 +226,9 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
             z_err = survey.photoz_sigma * (1 + z)
             z_obs = max(0.01, z + rng_meta.normal(0, z_err))
         mwebv = float(p["mwebv"][i])
+        peakmjd = float(p["peak_mjd"][i] + rng_meta.normal(0, 1.0))
+        if at_brightest is not None and at_brightest[p["borrowed"][i]]:
+            peakmjd = float(mjd[np.argmax(flux)])
         row = {
             "SNID": snid,
             "FAKE": 2,
@@ -223,7 +237,7 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
             "SIM_TYPE_INDEX": sub.gentype,
             "SIM_TYPE_NAME": sub.name,
             "SIM_MODEL_NAME": f"SCONESIM.{sub.name}",
-            "PEAKMJD": float(p["peak_mjd"][i] + rng_meta.normal(0, 1.0)),
+            "PEAKMJD": peakmjd,
             "SIM_PEAKMJD": float(p["peak_mjd"][i]),
             "MWEBV": max(0.0, mwebv + rng_meta.normal(0, 0.16 * mwebv)),
             "MWEBV_ERR": 0.16 * mwebv,  # Schlafly & Finkbeiner 2011

@@ -14,7 +14,21 @@ as the reader places it, this takes:
 - per band, the error-vs-flux relation FLUXCALERR^2 = a^2 + b * max(FLUXCAL, 0) (a sky
   floor plus a Poisson term; see `fit_error_model`);
 - the redshifts of the objects (REDSHIFT_FINAL, else the host's HOSTGAL_SPECZ, else its
-  HOSTGAL_PHOTOZ) and their Milky Way E(B-V) (MWEBV).
+  HOSTGAL_PHOTOZ) and their Milky Way E(B-V) (MWEBV);
+- the selection: each object's brightest observation. A simulated object is kept only
+  when, besides S/N > 5 on two nights, its brightest observation reaches the 2nd
+  percentile of its survey's (SELECTION_QUANTILE): a spectroscopic sample holds only
+  what was bright enough for a spectrum;
+- how the data's PEAKMJD was made: when it is the time of the object's brightest
+  observation for most objects (YSE's SEARCH_PEAKMJD is, for 99% of yse_dev), the
+  simulation writes its PEAKMJD the same way, so that the heatmap window
+  ([PEAKMJD - 30, PEAKMJD + 150] d) falls where it falls on the data, a red band's late
+  maximum included; otherwise (a fitted peak, as LOWZ's) the true peak within a day;
+- the photometry's own floor: many surveys publish only detections (YSE DR1 keeps
+  S/N >= 4; follow-up photometry such as LOWZ's holds almost nothing under S/N 2). When
+  nearly all of a survey's observations (all but PHOTOMETRY_QUANTILE) are above a positive
+  S/N, simulated observations under it are dropped as the survey dropped them; a survey
+  that publishes non-detections (a floor at or below 0) keeps them all.
 
 A simulated object borrows a random real sequence: it is observed at that object's times
 and in its bands (so in a mix, in one survey's bands), peaks where that object peaked
@@ -44,6 +58,18 @@ log = logging.getLogger(__name__)
 
 MIN_OBJECTS = 20  # fewer real objects than this cannot stand for a survey's cadence
 PEAK_JITTER_DAYS = 2.0
+# The data are what the survey kept, and a spectroscopic sample keeps only what was bright
+# enough for a spectrum: a simulated object whose brightest observation is fainter than
+# nearly every real object's is one the survey would not have, and training on such
+# objects teaches that faint means not-Ia. The faintest 2% of the data set the limit.
+SELECTION_QUANTILE = 0.02
+# A survey that publishes only detections shows a floor in its observations' S/N. Left in
+# the simulation, faint and negative points that such data never hold would teach the
+# network shapes it never meets: the 0.1% quantile of the data's S/N, when positive, is cut.
+PHOTOMETRY_QUANTILE = 0.001
+# PEAKMJD equal (to 0.01 d) to the brightest observation's time for at least this share of
+# a survey's objects: the survey's PEAKMJD is its brightest observation, not a fit.
+PEAK_AT_BRIGHTEST_SHARE = 0.5
 DEFAULT_Z = (0.01, 0.5)  # used, with a warning, when the data carry no redshift
 BAND_WIDTH_FRACTION = 0.085  # Gaussian throughput sigma / wavelength (DES and PS1 bands are 0.07-0.11)
 SAME_BAND_A = 1.0  # one letter this close in two inputs is one band
@@ -67,6 +93,35 @@ class SurveyModel:
     origin: np.ndarray  # (objects,) the survey each sequence was borrowed from
     survey: str = "LIKE"
     provenance: list[str] = field(default_factory=list)
+    brightest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (objects,) largest FLUXCAL; empty: none
+    snr_floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (objects,) survey's S/N floor; empty: none
+    # (objects,) the survey's PEAKMJD is its brightest observation's time; empty: a fitted peak
+    peak_at_brightest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def flux_limits(self) -> np.ndarray:
+        """(objects,) the selection limit each borrowed sequence carries: the SELECTION_QUANTILE
+        of its own survey's brightest observations (0, no limit, for a model saved without them)."""
+        out = np.zeros(self.n_objects)
+        if len(self.brightest) != self.n_objects:
+            return out
+        for o in np.unique(self.origin):
+            rows = self.origin == o
+            out[rows] = np.quantile(self.brightest[rows], SELECTION_QUANTILE)
+        return out
+
+    def snr_floors(self) -> np.ndarray:
+        """(objects,) the S/N under which each borrowed sequence's survey publishes nothing
+        (-inf: it publishes non-detections, or the model was saved without floors)."""
+        if len(self.snr_floor) != self.n_objects:
+            return np.full(self.n_objects, -np.inf)
+        return np.where(self.snr_floor > 0, self.snr_floor, -np.inf)
+
+    def peaks_at_brightest(self) -> np.ndarray:
+        """(objects,) whether each borrowed sequence's survey gives PEAKMJD as its brightest
+        observation's time (all False for a model saved without it)."""
+        if len(self.peak_at_brightest) != self.n_objects:
+            return np.zeros(self.n_objects, dtype=bool)
+        return self.peak_at_brightest.astype(bool)
 
     @property
     def n_objects(self) -> int:
@@ -77,7 +132,9 @@ class SurveyModel:
         np.savez_compressed(buf, letters=self.letters, names=self.names, waves=self.waves, sky_a=self.sky_a,
                             poisson_b=self.poisson_b, mjd=self.mjd, band=self.band, sky=self.sky,
                             peak=self.peak, z=self.z, mwebv=self.mwebv, origin=self.origin,
-                            survey=np.array(self.survey), provenance=np.array(self.provenance, dtype=str))
+                            survey=np.array(self.survey), provenance=np.array(self.provenance, dtype=str),
+                            brightest=self.brightest, snr_floor=self.snr_floor,
+                            peak_at_brightest=self.peak_at_brightest)
         return buf.getvalue()
 
     @classmethod
@@ -87,7 +144,9 @@ class SurveyModel:
             return cls(d["letters"], d["letters" if old else "names"], d["waves"], d["sky_a"], d["poisson_b"],
                        d["mjd"], d["band"], d["sky"], d["peak"], d["z"], d["mwebv"],
                        np.full(len(d["peak"]), str(d["survey"])) if old else d["origin"], str(d["survey"]),
-                       list(d["provenance"]))
+                       list(d["provenance"]), d["brightest"] if "brightest" in d else np.zeros(0),
+                       d["snr_floor"] if "snr_floor" in d else np.zeros(0),
+                       d["peak_at_brightest"] if "peak_at_brightest" in d else np.zeros(0, dtype=bool))
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
@@ -180,7 +239,9 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
     ids, names = _band_ids(found)
     order = sorted(range(len(found)), key=lambda k: (found[k].wave, ids[k]))
     rank = {k: i for i, k in enumerate(order)}
-    seqs, peaks, zs, mw, origin, n_peak = [], [], [], [], [], 0
+    seqs, peaks, zs, mw, origin, brightest, n_peak = [], [], [], [], [], [], 0
+    snr_of: dict[str, list[np.ndarray]] = {}
+    at_brightest: dict[str, list[bool]] = {}
     z_from = dict.fromkeys(Z_COLUMNS, 0)
     per_band: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {i: [] for i in range(len(order))}
     for lcs, letter_to_band in zip(lightcurves, per_input, strict=True):
@@ -199,8 +260,11 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
             peak, known = _peak_time(mjd, flux, err, float(row.PEAKMJD))
             n_peak += known
             seqs.append((mjd, band, flux, err))
+            brightest.append(float(flux.max()))
             peaks.append(peak)
             origin.append(_label(lcs))
+            snr_of.setdefault(origin[-1], []).append(flux / err)
+            at_brightest.setdefault(origin[-1], []).append(known and abs(peak - mjd[np.argmax(flux)]) < 0.01)
             mw.append(float(row.MWEBV) if np.isfinite(row.MWEBV) else 0.0)
             z, col = _redshift(row)
             if col:
@@ -228,6 +292,8 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
         floor = np.sqrt(np.maximum(err**2 - source, least[band] ** 2))
         mjd_arr[i, : len(mjd)], band_arr[i, : len(mjd)], sky_arr[i, : len(mjd)] = mjd, band, floor
     surveys = sorted({str(lcs.survey) for lcs in lightcurves if lcs.survey})
+    floors = {o: float(np.quantile(np.concatenate(parts), PHOTOMETRY_QUANTILE)) for o, parts in snr_of.items()}
+    peak_share = {o: float(np.mean(v)) for o, v in at_brightest.items()}
     z = np.asarray(zs)
     letters = [ids[k] for k in order]
     waves = [found[k].wave for k in order]
@@ -243,10 +309,23 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
         "error model per band, FLUXCALERR^2 = a^2 + b max(FLUXCAL, 0): "
         + ", ".join(f"{b} a={sky_a[i]:.2f} b={poisson_b[i]:.3f}" for i, b in enumerate(letters)),
         f"peak times: PEAKMJD of {n_peak} objects, brightest point of {len(seqs) - n_peak}",
+        "PEAKMJD written as the data's: the brightest observation's time where it is that for at least "
+        f"{PEAK_AT_BRIGHTEST_SHARE:.0%} of a survey's objects, else the true peak within a day; per survey: "
+        + ", ".join(f"{o} {share:.0%} at the brightest observation ("
+                    + ("brightest observation" if share >= PEAK_AT_BRIGHTEST_SHARE else "true peak") + ")"
+                    for o, share in sorted(peak_share.items())),
         (f"redshifts of {len(z)} objects (median {np.median(z):.3f}), smoothed in ln(1+z): "
          + ", ".join(f"{c} {n}" for c, n in z_from.items()) + f", none {len(seqs) - len(z)}"
          if len(z) else f"redshifts: none in the data; volumetric default on {DEFAULT_Z[0]}-{DEFAULT_Z[1]}"),
         f"Milky Way E(B-V): MWEBV of {len(seqs)} objects (median {np.median(mw):.3f})",
+        "selection: an object is kept when its brightest observation reaches the "
+        f"{SELECTION_QUANTILE:.0%} quantile of the data's brightest observations, per survey: "
+        + ", ".join(f"{o} FLUXCAL {lim:.1f} (mag {27.5 - 2.5 * np.log10(lim):.2f})"
+                    for o, lim in _limits(np.array(origin), np.array(brightest))),
+        f"photometry floor: observations under the {PHOTOMETRY_QUANTILE:.1%} quantile of the data's S/N are "
+        "dropped when it is positive (the survey publishes only detections), per survey: "
+        + ", ".join(f"{o} S/N {f:.2f}" + (" (cut)" if f > 0 else " (non-detections kept)")
+                    for o, f in sorted(floors.items())),
         "types, spectroscopic classes and other classifiers' outputs in the data: not read",
     ]
     if not len(z):
@@ -254,7 +333,12 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
                     "z = %.2f-%.2f instead", ", ".join(Z_COLUMNS), *DEFAULT_Z)
     return SurveyModel(np.array(letters), np.array(full), np.array(waves), sky_a, poisson_b, mjd_arr, band_arr,
                        sky_arr, np.asarray(peaks), z, np.asarray(mw), np.array(origin), "+".join(surveys) or "LIKE",
-                       provenance)
+                       provenance, np.asarray(brightest), np.array([floors[o] for o in origin]),
+                       np.array([peak_share[o] >= PEAK_AT_BRIGHTEST_SHARE for o in origin]))
+
+
+def _limits(origin: np.ndarray, brightest: np.ndarray) -> list[tuple[str, float]]:
+    return [(str(o), float(np.quantile(brightest[origin == o], SELECTION_QUANTILE))) for o in np.unique(origin)]
 
 
 def model_from_inputs(paths: list[str] | None = None, config=None) -> SurveyModel:

@@ -8,8 +8,8 @@ Way dust in the observer frame (CCM89, R_V = 3.1), and averaged in flux
 through a Gaussian band throughput. Fluxes use SNANA's zero point:
 FLUXCAL = 10^(-0.4 m + 11).
 
-Subtypes with a spectral model (`Subtype.sed`, the default SN Ia: BayeSN W22
-on the Hsiao template, sed_ia.py) take their rest-frame magnitudes, host dust
+Subtypes with a spectral model (`Subtype.sed`: the default SN Ia, BayeSN W22
+on the Hsiao template, sed_ia.py; SN Ic from SNANA's templates, sed_ic.py) take their rest-frame magnitudes, host dust
 included (Fitzpatrick 1999), from that model instead of the blackbody; the
 redshifting, distance, Milky Way dust and band average are the same.
 """
@@ -97,17 +97,24 @@ def rest_frame_mag(sub: Subtype, t: np.ndarray, params: dict[str, np.ndarray],
     return mag
 
 
+def spectral_model(name: str):
+    """The loaded spectral model a subtype names (`Subtype.sed`)."""
+    if name == "snana-ic":
+        from scone_assets.simulate.sed_ic import model
+    else:
+        from scone_assets.simulate.sed_ia import model
+    return model()
+
+
 def observed_mag(sub: Subtype, mjd: np.ndarray, wave: np.ndarray, width: np.ndarray,
                  params: dict[str, np.ndarray]) -> np.ndarray:
     """Observed AB magnitudes; `mjd`, `wave`, `width` are (objects, observations)."""
     z = params["z"][:, None]
     t_rest = (mjd - params["peak_mjd"][:, None]) / (1 + z)
     if sub.sed is not None:  # a spectrum: finer steps through the same Gaussian band, host dust inside
-        from scone_assets.simulate.sed_ia import model
-
         lam = wave[..., None] + width[..., None] * _THROUGHPUT_SED
         lam_rest = lam / (1 + z[..., None])
-        mag = model().rest_frame_mag(t_rest[..., None], lam_rest, params)
+        mag = spectral_model(sub.sed).rest_frame_mag(t_rest[..., None], lam_rest, params)
         mag = mag + ccm89(lam, params["mwebv"][:, None, None], 3.1)
         weights = _THROUGHPUT_SED_W
     else:

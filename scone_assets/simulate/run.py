@@ -28,6 +28,7 @@ from scone_assets.atomic import atomic_write_bytes, atomic_write_text, remove_st
 from scone_assets.locking import folder_lock
 from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
 from scone_assets.simulate.generate import class_slots, simulate_file
+from scone_assets.simulate.rates import VOLUMETRIC_RATES, survey_mix
 from scone_assets.simulate.surveys import get_survey
 from scone_assets.snana.write import write_fits_pair, write_list, write_readme
 from scone_assets.workers import WorkerPool
@@ -179,6 +180,10 @@ def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: lis
         notes=[f"made by scone simulate: survey {srv.name}, seed {params['seed']}, "
                f"per_file {params['per_file']}",
                "mix: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(fractions.items()))]
+        + (["mix from volumetric rates x the share of a pilot batch the survey's detection and selection "
+            "keep (simulate/rates.py): " + ", ".join(f"{k} {VOLUMETRIC_RATES[k]:.4f} x {v:.3f}"
+                                                     for k, v in sorted(params["kept"].items()))]
+           if "kept" in params else [])
         + ([f"like: {line}" for line in like.provenance] if like is not None else []),
     )
     write_list(out, params["version"], [h.name for h in heads])
@@ -207,11 +212,17 @@ def simulate(
         raise SimulationError(f"--per-file must be positive (got {per_file})")
     if like is None:
         get_survey(survey)
-    fractions = parse_mix(mix)
+    kept = None
+    if like is not None and mix is None:  # the survey's own mix: rates x what its selection keeps
+        fractions, kept = survey_mix(like, int(seed))
+    else:
+        fractions = parse_mix(mix)
     out = Path(out)
     params = {"version": version or out.name, "survey": "like" if like is not None else survey.lower(),
               "n": int(n), "per_file": int(per_file), "seed": int(seed), "mix": fractions, "gzip": bool(gzip),
               "model": 1}
+    if kept is not None:
+        params["kept"] = kept
     if like is not None:
         params["like"] = like.digest()  # resumed only for the same survey model
     _check_folder(out, params, force)  # refuse before making a lock file in a stranger's folder
