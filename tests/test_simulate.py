@@ -305,3 +305,28 @@ def test_sn_ic_templates_need_the_data_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(sed_ic.MissingTemplateData, match="make venv"):
         sed_ic._root()
+
+
+def test_sn_ii_colours_and_plateau():
+    """SN II-P: V-band plateau (Anderson et al. 2014), flat r and i, and the blue taken by
+    line blanketing as the ejecta cool (de Jaeger et al. 2018's colours at +50 d)."""
+    sub = SUBTYPES["SNIIP"]
+    p = {"rise": np.array([[9.0]]), "stretch": np.array([[1.0]]), "m_peak": np.array([[-16.8]]),
+         "plateau": np.array([[100.0]])}
+    days = np.array([[0.0, 10.0, 40.0, 50.0]])
+
+    def mag(wave: float) -> np.ndarray:
+        return rest_frame_mag(sub, days, p, np.full(days.shape, wave))[0]
+
+    u, b, g, v, r, i = (mag(w) for w in (3560.0, 4400.0, 4770.0, 5500.0, 6230.0, 7630.0))
+    assert b[0] == pytest.approx(-16.8)  # the drawn peak is rest-frame B at t = 0
+    assert v[1] - v[0] == pytest.approx(0.3, abs=0.01)  # 3 mag / 100 d over the first 10 d
+    assert abs(r[2] - r[0]) < 0.3 and abs(i[2] - i[0]) < 0.15  # the red plateau stays flat
+    # AB colours at +50 d: blackbody alone 0.49 / 0.45 / 0.94, blanketing adds 0.52 / 0.28 / 0.94
+    assert b[3] - v[3] == pytest.approx(1.01, abs=0.02)
+    assert g[3] - r[3] == pytest.approx(0.73, abs=0.02)
+    assert u[3] - g[3] == pytest.approx(1.88, abs=0.02)
+    # blue at peak (12,000 K): no blanketing yet
+    assert g[0] - r[0] == pytest.approx(-0.15, abs=0.02)
+    # SNe IIn keep their blue: no blanketing
+    assert SUBTYPES["SNIIn"].blanketing == 0 and SUBTYPES["SNIIL"].blanketing == sub.blanketing

@@ -15,7 +15,18 @@ and a blackbody temperature cooling from `t_peak` to `t_late` on a time scale
   (Phillips 1993); B-V from about 0 at peak to about 1.1 at +30 d.
 - SN II-P: M = -16.8 +- 1.0 (Richardson et al. 2014); rise 7-10 d
   (Gonzalez-Gaitan et al. 2015); plateau 80-120 d (Anderson et al. 2014);
-  Co-56 tail 0.98 mag / 100 d.
+  Co-56 tail 0.98 mag / 100 d. As the ejecta cool, metal lines blanket the blue
+  and the UV: a blackbody alone leaves B-V near 0.5 (AB) at +50 d where SNe
+  II-P reach about 1.0-1.2, and u-g near 1 where they reach about 2 (de Jaeger
+  et al. 2018, CSP-I), with most of the change in the first ~40 d. `blanketing` adds
+  a * ((5500 A - lambda) / 1000 A)^1.5 magnitudes below 5500 A, a growing
+  linearly to its full value at +40 d: a = 0.45 gives B-V +0.5, u-g +0.9,
+  g-r +0.3 at +50 d. SNe II-L share it; SNe IIn, kept blue by interaction
+  with circumstellar matter, do not. The SN II declines (plateau and linear)
+  are V-band ones (Anderson et al. 2014; Faran et al. 2014), so they shape
+  the light curve at 5500 A (`shape_wave`) and the colours follow from there:
+  shaped at B, the cooling would brighten r by 0.3 and i by 0.6 mag over the
+  first 40 d, where SNe II-P stay flat on their plateau.
 - SN II-L: M = -17.5 +- 0.9, linear decline about 2.5-3 mag / 100 d
   (Richardson et al. 2014; Faran et al. 2014).
 - SN IIn: M = -18.6 +- 1.5, slow rise and decline (Richardson et al. 2014;
@@ -53,6 +64,8 @@ class Subtype:
     uv_blanketing: bool = False  # metal-line suppression below 4000 A (thermonuclear, stripped)
     plateau: tuple[float, float] | None = None  # II-P plateau length range, d
     sed: str | None = None  # a spectral model (sed_ia.py, sed_ic.py) instead of the blackbody; None: blackbody
+    blanketing: float = 0.0  # SN II line blanketing below 5500 A at +40 d and after, see above
+    shape_wave: float = 4400.0  # A: the band whose light curve `decline` (and the plateau) describes
 
 
 def _ia_decline() -> tuple[tuple[float, float], ...]:
@@ -61,11 +74,12 @@ def _ia_decline() -> tuple[tuple[float, float], ...]:
 
 SUBTYPES: dict[str, Subtype] = {s.name: s for s in [
     Subtype("SNIa", "SNIa", 1, -19.3, 0.15, 18.0, 1.5, _ia_decline(), 11000, 5000, 20, True, sed="bayesn-w22"),
-    Subtype("SNIIP", "SNII", 20, -16.8, 1.0, 9.0, 2.0, (), 12000, 5800, 12, plateau=(80, 120)),
+    Subtype("SNIIP", "SNII", 20, -16.8, 1.0, 9.0, 2.0, (), 12000, 5800, 12, plateau=(80, 120), blanketing=0.45,
+            shape_wave=5500.0),
     Subtype("SNIIn", "SNII", 21, -18.6, 1.5, 25.0, 8.0,
-            ((0, 0.0), (50, 1.0), (150, 2.5), (400, 5.0)), 10000, 7000, 60),
+            ((0, 0.0), (50, 1.0), (150, 2.5), (400, 5.0)), 10000, 7000, 60, shape_wave=5500.0),
     Subtype("SNIIL", "SNII", 22, -17.5, 0.9, 11.0, 2.5,
-            ((0, 0.0), (100, 2.7), (150, 4.0), (400, 6.5)), 11000, 5500, 25),
+            ((0, 0.0), (100, 2.7), (150, 4.0), (400, 6.5)), 11000, 5500, 25, blanketing=0.45, shape_wave=5500.0),
     Subtype("SNIb", "SNIbc", 32, -17.5, 0.7, 14.0, 1.5,
             ((0, 0.0), (15, 1.2), (40, 2.4), (100, 3.4), (400, 6.5)), 8500, 5000, 20, True),
     Subtype("SNIc", "SNIbc", 33, -17.5, 0.7, 13.0, 1.5,

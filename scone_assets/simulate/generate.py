@@ -106,10 +106,14 @@ def _schedule(survey: Survey, p: dict[str, np.ndarray], rng: np.random.Generator
 
 
 def _observe(sub: Subtype, p: dict[str, np.ndarray], mjd, band, wave, width, sky, gain, mask, visit,
-             rng: np.random.Generator):
+             rng: np.random.Generator, band_scatter: float = 0.0):
     """Fluxes with sky and source noise, and which objects are detected: S/N > 5 on at
-    least two different visits (nights)."""
+    least two different visits (nights). `band_scatter`: each object's flux in each band
+    is off by that many magnitudes (rms), the same at every epoch."""
     true_flux = np.nan_to_num(fluxcal(observed_mag(sub, mjd, wave[band], width[band], p)))
+    if band_scatter > 0:
+        offset = rng.normal(0.0, band_scatter, (true_flux.shape[0], len(wave)))
+        true_flux = true_flux * 10 ** (-0.4 * np.take_along_axis(offset, band, axis=1))
     err = np.sqrt(sky**2 + np.maximum(true_flux, 0) / gain)  # sky floor plus source (Poisson) noise
     flux = true_flux + rng.normal(size=true_flux.shape) * err
     snr5 = (flux / err > 5) & mask
@@ -137,7 +141,12 @@ def _simulate_batch(sub: Subtype, survey: Survey, n: int, rng: np.random.Generat
 def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     """Objects observed as real ones were: each borrows a real sequence (times, bands,
     sky floors) and peaks where that object peaked."""
-    from scone_assets.simulate.like import BAND_WIDTH_FRACTION, PEAK_JITTER_DAYS, draw_redshifts
+    from scone_assets.simulate.like import (
+        BAND_SCATTER,
+        BAND_WIDTH_FRACTION,
+        PEAK_JITTER_DAYS,
+        draw_redshifts,
+    )
 
     pick = rng.integers(0, model.n_objects, n)
     z = draw_redshifts(model, n, rng)
@@ -154,7 +163,7 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     with np.errstate(divide="ignore"):
         gain = 1.0 / model.poisson_b[band]  # b = 0 (no source term measured): infinite gain
     flux, err, detected, peak_mag = _observe(sub, p, mjd, band, wave, BAND_WIDTH_FRACTION * wave, sky, gain,
-                                             mask, visit, rng)
+                                             mask, visit, rng, BAND_SCATTER)
     mask = mask & (flux / err >= model.snr_floors()[pick][:, None])  # what the survey publishes (like.py)
     brightest = np.max(np.where(mask, flux, -np.inf), axis=1)
     detected = detected & (brightest >= model.flux_limits()[pick])  # the survey's own selection (like.py)

@@ -26,6 +26,7 @@ OMEGA_M = 0.3
 C_KM_S = 299792.458
 HC_OVER_K = 1.4387769e8  # Angstrom * K
 B_WAVE = 4400.0  # rest-frame B, where peak magnitudes are defined
+BLANKETING_EDGE, BLANKETING_DAYS = 5500.0, 40.0  # SN II line blanketing: below this, full from this day
 _THROUGHPUT = np.array([-1.5, -0.75, 0.0, 0.75, 1.5])
 _THROUGHPUT_W = np.exp(-0.5 * _THROUGHPUT**2) / np.exp(-0.5 * _THROUGHPUT**2).sum()
 # Spectra have lines narrower than a band: 13 steps of 0.33 sigma (the throughput is the same Gaussian)
@@ -92,8 +93,14 @@ def rest_frame_mag(sub: Subtype, t: np.ndarray, params: dict[str, np.ndarray],
     early = sub.t_peak * (1 + 0.3 * np.clip(-ts / rise, 0, 1))  # hotter while rising
     temp = np.where(ts < 0, early, cooling)
     mag = params["m_peak"] + shape + blackbody_color(wave_rest, temp)
+    if sub.shape_wave != B_WAVE:  # the decline describes this band: it keeps it as the colours change
+        at = np.full(np.shape(temp), sub.shape_wave)
+        mag = mag - blackbody_color(at, temp) + blackbody_color(at, np.full(np.shape(temp), float(sub.t_peak)))
     if sub.uv_blanketing:
         mag = mag + 1.0857 * np.clip((4000.0 - wave_rest) / 1000.0, 0, None)
+    if sub.blanketing:  # SN II: metal lines take the blue as the ejecta cool (classes.py)
+        depth = np.clip((BLANKETING_EDGE - wave_rest) / 1000.0, 0, None) ** 1.5
+        mag = mag + sub.blanketing * np.clip(ts / BLANKETING_DAYS, 0, 1) * depth
     return mag
 
 
