@@ -77,9 +77,9 @@ BAND_WIDTH_FRACTION = 0.085  # Gaussian throughput sigma / wavelength (DES and P
 # spectral diversity that the class models lack put an offset on each object's flux in
 # each band. Without it the 2D GP fits simulated light curves with a longer wavelength
 # scale than real ones (median 7,600 A against 4,600 A on yse_dev), a difference the
-# network can learn in place of the class. 0.05 mag rms per object and band brings them
-# level (BENCHMARKS.md); SN Ia models carry per-band scatter of 0.02-0.1 mag themselves
-# (Chotard et al. 2011; Kessler et al. 2013).
+# network can learn in place of the class. 0.05 mag rms per object and band brings the
+# simulation's median to 6,300 A (BENCHMARKS.md); SN Ia models carry per-band scatter of
+# 0.02-0.1 mag themselves (Chotard et al. 2011; Kessler et al. 2013).
 BAND_SCATTER = 0.05
 SAME_BAND_A = 1.0  # one letter this close in two inputs is one band
 
