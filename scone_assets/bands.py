@@ -47,6 +47,31 @@ GENERIC_FILTERS: dict[str, float] = {
 }
 
 
+# AB minus Vega magnitude of the filters SNANA data sets give on a Vega-based system:
+# Johnson-Cousins UBVRI and NIR JHK (Blanton & Roweis 2007, AJ 133, 734, table 1), Y
+# (Hewett et al. 2006, MNRAS 367, 454), CSP's V variants o/m/n as V and its second NIR
+# camera's y/j/h as Y/J/H. SDSS-like ugriz and every survey table above are AB.
+VEGA_AB_OFFSETS: dict[str, float] = {
+    "U": 0.79, "B": -0.09, "V": 0.02, "R": 0.21, "I": 0.45, "o": 0.02, "m": 0.02, "n": 0.02,
+    "Y": 0.634, "y": 0.634, "J": 0.91, "j": 0.91, "H": 1.39, "h": 1.39, "K": 1.85, "k": 1.85,
+}
+
+
+def ab_minus_own(full: str) -> float:
+    """AB minus the band's own magnitude system, 0 for an AB band. A band placed by a
+    generic Johnson-Cousins or NIR letter of its full name (`CFA3S-R/x`, `CSP-H/n`) is
+    Vega-based, as in DES-SN5YR's LOWZ compilation: its FLUXCAL is 10^(0.4 x this) times
+    the AB flux. Bands of a survey table (DES, PS1, ZTF, LSST, Roman, ...) and bare letters
+    are AB."""
+    base = str(full).strip().split("/")[0]
+    if "-" not in base:
+        return 0.0
+    system, _, letter = base.rpartition("-")
+    if survey_table(system):
+        return 0.0
+    return VEGA_AB_OFFSETS.get(letter, 0.0)
+
+
 class BandError(ValueError):
     """Bands that cannot be placed in wavelength."""
 

@@ -169,6 +169,34 @@ def test_like_lowz_fits_from_the_cli(lowz_real, tmp_path):
     head = fits.getdata(next(out.glob("*_HEAD.FITS")))
     offsets = head["PEAKMJD"] - head["SIM_PEAKMJD"]
     assert np.abs(offsets).max() < 5 and 0.5 < np.std(offsets) < 1.5
+    # LOWZ's Johnson-Cousins and NIR bands are Vega-based (bands.ab_minus_own): written so
+    assert ("CFA3S-R/x +0.21, CFA3S-I/y +0.45, CSP-y/k +0.63, CSP-Y/j +0.63, CSP-J/l +0.91, CSP-j/m +0.91, "
+            "CSP-H/n +1.39") in readme
+    assert "CSP-g/b" not in readme.split("magnitude systems:")[1].splitlines()[0]  # SDSS-like: AB
+    # CSP i - Y at peak, SNe Ia: real LOWZ (a published SN Ia sample) 0.02; on AB the
+    # simulation's would be 0.6-0.7 bluer
+    real_iy, sim_iy = peak_colour(real, "d", "j"), peak_colour(sim, "d", "j", type_name="SNIa")
+    assert len(real_iy) == 67 and len(sim_iy) >= 10
+    assert np.median(real_iy) == pytest.approx(0.02, abs=0.01)
+    assert abs(np.median(sim_iy) - np.median(real_iy)) < 0.25
+
+
+def peak_colour(lcs_list, b1: str, b2: str, type_name: str | None = None) -> np.ndarray:
+    """Per object, the median b1 - b2 of observations in both bands within 1.5 d of each
+    other and 5 d of PEAKMJD."""
+    out = []
+    for lcs in lcs_list:
+        for row, obs in lcs.iter_lightcurves():
+            if type_name is not None and type_name != row.TYPE_NAME:
+                continue
+            t, b, f = obs.MJD.to_numpy() - row.PEAKMJD, obs.BAND.to_numpy(), obs.FLUXCAL.to_numpy()
+            one, two = (b == b1) & (np.abs(t) < 5), (b == b2) & (np.abs(t) < 5)
+            pairs = [(f1, f[two][np.argmin(np.abs(t[two] - t1))]) for t1, f1 in zip(t[one], f[one], strict=True)
+                     if two.any() and np.min(np.abs(t[two] - t1)) < 1.5]
+            c = [-2.5 * np.log10(a / c) for a, c in pairs if a > 0 and c > 0]
+            if c:
+                out.append(float(np.median(c)))
+    return np.array(out)
 
 
 def test_like_bad_input(yse_like, tmp_path):

@@ -106,11 +106,13 @@ def _schedule(survey: Survey, p: dict[str, np.ndarray], rng: np.random.Generator
 
 
 def _observe(sub: Subtype, p: dict[str, np.ndarray], mjd, band, wave, width, sky, gain, mask, visit,
-             rng: np.random.Generator, band_scatter: float = 0.0):
+             rng: np.random.Generator, band_scatter: float = 0.0, ab_minus_own: np.ndarray | None = None):
     """Fluxes with sky and source noise, and which objects are detected: S/N > 5 on at
     least two different visits (nights). `band_scatter`: each object's flux in each band
-    is off by that many magnitudes (rms), the same at every epoch."""
-    true_flux = np.nan_to_num(fluxcal(observed_mag(sub, mjd, wave[band], width[band], p)))
+    is off by that many magnitudes (rms), the same at every epoch. `ab_minus_own` (per
+    band, mag): fluxes on each band's own system (Vega-based bands, bands.py), not AB."""
+    own = np.zeros(len(wave)) if ab_minus_own is None else np.asarray(ab_minus_own, float)
+    true_flux = np.nan_to_num(fluxcal(observed_mag(sub, mjd, wave[band], width[band], p) - own[band]))
     if band_scatter > 0:
         offset = rng.normal(0.0, band_scatter, (true_flux.shape[0], len(wave)))
         true_flux = true_flux * 10 ** (-0.4 * np.take_along_axis(offset, band, axis=1))
@@ -124,7 +126,7 @@ def _observe(sub: Subtype, p: dict[str, np.ndarray], mjd, band, wave, width, sky
     n = len(p["z"])
     peak_wave = np.broadcast_to(wave, (n, len(wave)))
     peak_mag = observed_mag(sub, np.broadcast_to(p["peak_mjd"][:, None], peak_wave.shape), peak_wave,
-                            np.broadcast_to(width, peak_wave.shape), p)
+                            np.broadcast_to(width, peak_wave.shape), p) - own
     return flux, err, detected, peak_mag
 
 
@@ -163,7 +165,7 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     with np.errstate(divide="ignore"):
         gain = 1.0 / model.poisson_b[band]  # b = 0 (no source term measured): infinite gain
     flux, err, detected, peak_mag = _observe(sub, p, mjd, band, wave, BAND_WIDTH_FRACTION * wave, sky, gain,
-                                             mask, visit, rng, BAND_SCATTER)
+                                             mask, visit, rng, BAND_SCATTER, model.ab_minus_own())
     mask = mask & (flux / err >= model.snr_floors()[pick][:, None])  # what the survey publishes (like.py)
     brightest = np.max(np.where(mask, flux, -np.inf), axis=1)
     detected = detected & (brightest >= model.flux_limits()[pick])  # the survey's own selection (like.py)

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scone_assets.bands import ab_minus_own
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.read import Z_COLUMNS, best_redshift
 
@@ -106,6 +107,7 @@ class SurveyModel:
     snr_floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (objects,) survey's S/N floor; empty: none
     # (objects,) the survey's PEAKMJD is its brightest observation's time; empty: a fitted peak
     peak_at_brightest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    vega_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (bands,) AB - own system; empty: AB
 
     def flux_limits(self) -> np.ndarray:
         """(objects,) the selection limit each borrowed sequence carries: the SELECTION_QUANTILE
@@ -125,6 +127,11 @@ class SurveyModel:
             return np.full(self.n_objects, -np.inf)
         return np.where(self.snr_floor > 0, self.snr_floor, -np.inf)
 
+    def ab_minus_own(self) -> np.ndarray:
+        """(bands,) AB minus each band's own magnitude system (bands.ab_minus_own); zeros
+        for a model saved without it."""
+        return self.vega_offset if len(self.vega_offset) == len(self.waves) else np.zeros(len(self.waves))
+
     def peaks_at_brightest(self) -> np.ndarray:
         """(objects,) whether each borrowed sequence's survey gives PEAKMJD as its brightest
         observation's time (all False for a model saved without it)."""
@@ -143,7 +150,7 @@ class SurveyModel:
                             peak=self.peak, z=self.z, mwebv=self.mwebv, origin=self.origin,
                             survey=np.array(self.survey), provenance=np.array(self.provenance, dtype=str),
                             brightest=self.brightest, snr_floor=self.snr_floor,
-                            peak_at_brightest=self.peak_at_brightest)
+                            peak_at_brightest=self.peak_at_brightest, vega_offset=self.vega_offset)
         return buf.getvalue()
 
     @classmethod
@@ -155,7 +162,8 @@ class SurveyModel:
                        np.full(len(d["peak"]), str(d["survey"])) if old else d["origin"], str(d["survey"]),
                        list(d["provenance"]), d["brightest"] if "brightest" in d else np.zeros(0),
                        d["snr_floor"] if "snr_floor" in d else np.zeros(0),
-                       d["peak_at_brightest"] if "peak_at_brightest" in d else np.zeros(0, dtype=bool))
+                       d["peak_at_brightest"] if "peak_at_brightest" in d else np.zeros(0, dtype=bool),
+                       d["vega_offset"] if "vega_offset" in d else np.zeros(0))
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
@@ -303,6 +311,8 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
     surveys = sorted({str(lcs.survey) for lcs in lightcurves if lcs.survey})
     floors = {o: float(np.quantile(np.concatenate(parts), PHOTOMETRY_QUANTILE)) for o, parts in snr_of.items()}
     peak_share = {o: float(np.mean(v)) for o, v in at_brightest.items()}
+    offsets = [ab_minus_own(b.full) for b in found]
+    vega = [f"{names[k]} {offsets[k]:+.2f}" for k in order if offsets[k]]
     z = np.asarray(zs)
     letters = [ids[k] for k in order]
     waves = [found[k].wave for k in order]
@@ -335,6 +345,8 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
         "dropped when it is positive (the survey publishes only detections), per survey: "
         + ", ".join(f"{o} S/N {f:.2f}" + (" (cut)" if f > 0 else " (non-detections kept)")
                     for o, f in sorted(floors.items())),
+        ("magnitude systems: all bands AB" if not vega else "magnitude systems: Vega-based bands (their full "
+         "names give a Johnson-Cousins or NIR filter) written on their own system, AB minus Vega: " + ", ".join(vega)),
         f"band scatter: each simulated object's flux in each band off by {BAND_SCATTER} mag rms (filters, "
         "calibration and spectral diversity that one Gaussian per band does not model)",
         "types, spectroscopic classes and other classifiers' outputs in the data: not read",
@@ -345,7 +357,8 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
     return SurveyModel(np.array(letters), np.array(full), np.array(waves), sky_a, poisson_b, mjd_arr, band_arr,
                        sky_arr, np.asarray(peaks), z, np.asarray(mw), np.array(origin), "+".join(surveys) or "LIKE",
                        provenance, np.asarray(brightest), np.array([floors[o] for o in origin]),
-                       np.array([peak_share[o] >= PEAK_AT_BRIGHTEST_SHARE for o in origin]))
+                       np.array([peak_share[o] >= PEAK_AT_BRIGHTEST_SHARE for o in origin]),
+                       np.array([offsets[k] for k in order]))
 
 
 def _limits(origin: np.ndarray, brightest: np.ndarray) -> list[tuple[str, float]]:
