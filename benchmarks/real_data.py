@@ -1,5 +1,7 @@
 """Real data, the way users work: simulate a training set like the survey, train on it,
-classify the real light curves, score them against their spectroscopic types.
+classify the real light curves, score them against their spectroscopic types; then the
+same model again with `class_prior: data` (probabilities re-weighed to the class fractions
+estimated, without labels, from the set classified), scored under `class_prior_data`.
 
     .venv/bin/python benchmarks/real_data.py [--n 4000] [--epochs 40] [--work /tmp/scone_real]
         [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3'] [--redshift no] [--seed 1]
@@ -88,6 +90,15 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
     table = pd.read_csv(out / "predictions.csv", dtype={"SNID": str})
     skipped = pd.read_csv(out / "predictions.skipped.csv", dtype={"SNID": str})
     y = truth(name, table.SNID)
+    # the same model with `class_prior: data`: re-weighed to the fractions estimated from the set
+    adapted_cfg = work / f"{name}_{tag}_predict_class_prior.yml"
+    adapted_out = work / f"{name}_{tag}_predictions_class_prior"
+    adapted_cfg.write_text(predict.read_text().replace(str(out), str(adapted_out)) + "class_prior: data\n")
+    run([*SCONE, "run", "--config_path", str(adapted_cfg)])
+    adapted = pd.read_csv(adapted_out / "predictions.csv", dtype={"SNID": str})
+    estimated = json.loads((adapted_out / "predictions.class_prior.json").read_text())
+    class_prior = {**score(truth(name, adapted.SNID), adapted.PROB_SCONE.to_numpy()),
+                   "estimated_ia_fraction": estimated["estimated"][estimated["classes"].index("SNIa")]}
     metrics = json.loads((model / "metrics.json").read_text())
     test = metrics["test"]
     return {"set": name, "with_z": with_z, "n_sim": n, "seed": seed, **score(y, table.PROB_SCONE.to_numpy()),
@@ -97,6 +108,7 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
             "augmented_used": metrics.get("augmentation", {}).get("used", 0),
             "sim_test_members": [(m["test"]["accuracy"], m["test"]["auc"])
                                  for m in metrics.get("ensemble", {}).get("members", [])],
+            "class_prior_data": class_prior,
             "minutes": {"simulate": t_sim / 60, "train": t_train / 60, "predict": t_pred / 60}}
 
 

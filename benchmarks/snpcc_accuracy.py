@@ -1,12 +1,15 @@
 """Accuracy on SNANA's SNPCC simulation (../shared/data/snpcc_dev), without and with redshift.
 
     .venv/bin/python benchmarks/snpcc_accuracy.py [--epochs 150] [--out benchmarks/report/snpcc]
+        [--redshift no] [--extra-config 'lr_schedule: cosine']
 
 Protocol: heatmaps (fast back-end, 32 x 180) for all 7,131 light curves; a seeded
 (seed 42), stratified, disjoint split by SNID into 80% train, 10% validation, 10% test;
 every light curve kept (class weights, no undersampling); SCONE's network and learning
 rate; early stopping on validation loss (patience 20, best weights restored); binary
-SN Ia vs the rest; metrics on the test set at P(Ia) >= 0.5.
+SN Ia vs the rest; metrics on the test set at P(Ia) >= 0.5. `--extra-config` is YAML
+added to the training config (a setting under test); `--redshift no` or `yes` trains one
+of the two models.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import yaml
 
 from scone_assets.config import SconeConfig
 from scone_assets.heatmaps.run import make_heatmaps
@@ -30,7 +35,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--out", default=str(HERE / "report" / "snpcc"))
     ap.add_argument("--work", default="/tmp/scone_snpcc_bench")
+    ap.add_argument("--extra-config", default="", help="YAML mapping added to the training config")
+    ap.add_argument("--redshift", choices=("both", "no", "yes"), default="both")
     args = ap.parse_args()
+    extra = yaml.safe_load(args.extra_config) or {}
     out = Path(args.out)
     base = dict(input_path=str(SNPCC), heatmaps_path=f"{args.work}/heatmaps", num_epochs=args.epochs,
                 batch_size=32, seed=42, train_proportion=0.8, val_proportion=0.1, early_stopping_patience=20)
@@ -44,8 +52,8 @@ def main() -> None:
     print(f"heatmaps: {n} written, skipped {skipped}, {time.time() - t0:.0f} s")
     catalog = load_catalog(finished_units(base["heatmaps_path"]))
     summary = {}
-    for with_z in (False, True):
-        cfg = SconeConfig(**base, with_z=with_z, output_path=str(out))
+    for with_z in {"both": (False, True), "no": (False,), "yes": (True,)}[args.redshift]:
+        cfg = SconeConfig(**base, **extra, with_z=with_z, output_path=str(out))
         t0 = time.time()
         metrics = train(cfg, {"full": catalog}, out / ("with_z" if with_z else "no_z"), progress=False)
         t = metrics["test"]
@@ -54,6 +62,7 @@ def main() -> None:
         print(f"with_z={with_z}: test n={t['n']} accuracy {t['accuracy']:.4f} AUC {t['auc']:.4f} "
               f"purity {t['purity']:.4f} efficiency {t['efficiency']:.4f} F1 {t['f1']:.4f} "
               f"({len(hist['loss'])} epochs, {(time.time() - t0) / 60:.1f} min)")
+    summary["extra_config"] = extra
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

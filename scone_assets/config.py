@@ -115,6 +115,10 @@ class SconeConfig(BaseModel):
     duplicate_snids: Literal["error", "first", "drop"] = "error"
     # temperature scaling of the output probabilities, fitted on the validation objects
     calibrate: bool = True
+    # predict mode: "data" re-weighs the probabilities to the class fractions of the light curves
+    # being classified, estimated from them without labels (model/prior.py); "model" keeps the
+    # fractions the model was trained to assume
+    class_prior: Literal["model", "data"] = "model"
     # with_z models on data with no redshift (REDSHIFT_FINAL, else HOSTGAL_SPECZ, else HOSTGAL_PHOTOZ):
     # refuse, or feed SCONE's -9 placeholder
     missing_redshift: Literal["error", "placeholder"] = "error"

@@ -134,6 +134,42 @@ def test_predict_csv_and_streaming_matches_memory(trained, tmp_path):
     assert (tmp_path / "mem.skipped.csv").is_file()
 
 
+def test_predict_with_class_prior_data(trained, tmp_path):
+    """A trained model (test_model's, 50% SNe Ia, class weights) on a sample of 5 SNe Ia to
+    each other light curve: the estimate leans to SNe Ia, the sidecar says so, the ranking
+    is the same, and a later run without it removes the stale sidecar."""
+    from scone_assets.heatmaps.store import HeatmapCatalog
+    from scone_assets.model.predict import CLASS_PRIOR_SUFFIX
+
+    root, cfg, catalog, _ = trained
+    model_dir = root / "out" / "trained_model"
+    idx = catalog.index
+    ia, other = idx[idx.TYPE_NAME == "SNIa"], idx[idx.TYPE_NAME != "SNIa"]
+    sample = pd.concat([ia, other.iloc[: len(ia) // 5]]).reset_index(drop=True)
+    skewed = HeatmapCatalog(sample, catalog.skipped, catalog.shape, catalog.total_bytes, catalog.band_to_wave,
+                            complete=False)
+    out = tmp_path / "predictions.csv"
+    plain = predict(SconeConfig(mode="predict", trained_model=str(model_dir), output_path=str(tmp_path)), skewed,
+                    model_dir, out)
+    assert not out.with_suffix(CLASS_PRIOR_SUFFIX).exists()
+    meta = json.loads((model_dir / "model_meta.json").read_text())
+    assert meta["output_prior"] == [0.5, 0.5]  # trained with class weights
+    adapted = predict(SconeConfig(mode="predict", trained_model=str(model_dir), output_path=str(tmp_path),
+                                  class_prior="data"), skewed, model_dir, out)
+    record = json.loads(out.with_suffix(CLASS_PRIOR_SUFFIX).read_text())
+    assert record["classes"] == ["nonIa", "SNIa"] and record["light_curves"] == len(sample) == 240
+    # 200 of the 240 are SNe Ia (0.83); this small model's probabilities are not well calibrated
+    assert record["assumed"] == [0.5, 0.5] and 0.75 < record["estimated"][1] < 1.0
+    merged = plain.merge(adapted, on="SNID")
+    order = np.argsort(merged.PROB_SCONE_x.to_numpy(), kind="stable")
+    assert (np.diff(merged.PROB_SCONE_y.to_numpy()[order]) >= -1e-6).all()  # the same order (float32 ties)
+    assert (merged.PROB_SCONE_y >= merged.PROB_SCONE_x - 1e-6).all()  # every P(Ia) rises
+    assert list(pd.read_csv(out).columns) == ["SNID", "PROB_SCONE"]  # Pippin's columns, unchanged
+    predict(SconeConfig(mode="predict", trained_model=str(model_dir), output_path=str(tmp_path)), skewed,
+            model_dir, out)
+    assert not out.with_suffix(CLASS_PRIOR_SUFFIX).exists()
+
+
 def test_micro_batching_and_chunks_change_batches_not_results(trained, tmp_path, caplog):
     root, cfg, catalog, _ = trained
     model_dir = root / "out" / "trained_model"

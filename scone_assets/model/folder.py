@@ -160,6 +160,9 @@ class ModelMeta:
     # what Ia_fraction / categorical_min_per_type / categorical_max_per_type did (train.py); empty: nothing
     training_set: dict = field(default_factory=dict)
     augmentation: dict = field(default_factory=dict)  # augmented copies used (heatmaps/augment.py)
+    # class fractions the outputs assume (model/prior.py): equal with class weights or a balanced
+    # set, else the training set's; empty in older folders, which trained with class weights
+    output_prior: list[float] = field(default_factory=list)
     made_by: str = MADE_BY_US  # or MADE_BY_SCONE*: a folder SCONE wrote, its meta read off the network
 
     def to_json(self) -> str:

@@ -15,6 +15,7 @@ the peak of the mean, so the heatmaps are fed to it as they are.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scone_assets.atomic import atomic_path
+from scone_assets.atomic import atomic_path, atomic_write_text
 from scone_assets.config import ConfigError, SconeConfig
 from scone_assets.model.calibration import apply_temperature
 from scone_assets.model.checks import assert_unique_snids, check_redshift, unique_objects
 from scone_assets.model.evaluate import p_ia
 from scone_assets.model.folder import ModelMeta, load_trained, read_meta
 from scone_assets.model.loaders import load_arrays, plan_loading
+from scone_assets.model.prior import estimate as estimate_prior
 
 if TYPE_CHECKING:
     from scone_assets.heatmaps.store import HeatmapCatalog
@@ -37,6 +39,8 @@ __all__ = ["class_column", "load_trained", "predict", "score"]  # load_trained: 
 
 log = logging.getLogger(__name__)
 MODEL_VERSION_COLUMN = "MODEL_VERSION"  # which model version made a row (platform runs only)
+CLASS_PRIOR_SUFFIX = ".class_prior.json"  # beside the predictions with class_prior: data (model/prior.py)
+CLASS_PRIOR_ATTR = "class_prior"
 
 
 def _check_inputs(config: SconeConfig, catalog: HeatmapCatalog, meta: ModelMeta, model_dir) -> HeatmapCatalog:
@@ -87,10 +91,16 @@ def score(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path) -
     else:
         snids, probs = _predict_memory(model, catalog, meta, batch, plan.chunk_size)
     probs = apply_temperature(probs, meta.temperature, meta.categorical)  # as calibrated in training
+    prior = None
+    if config.class_prior == "data":
+        probs, prior = estimate_prior(probs, meta.classes, meta.categorical, meta.output_prior or None)
+        log.info("%s", prior.describe())
     table = pd.DataFrame({"SNID": snids, config.prob_column_name: p_ia(probs, meta.classes, meta.categorical)})
     if meta.categorical:
         for i, c in enumerate(meta.classes):
             table[class_column(config.prob_column_name, c)] = np.asarray(probs)[:, i]
+    if prior is not None:
+        table.attrs[CLASS_PRIOR_ATTR] = prior
     return table
 
 
@@ -109,5 +119,10 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
         else pd.DataFrame(columns=["SNID", "reason"])
     with atomic_path(path.with_suffix(".skipped.csv")) as tmp:
         skipped.to_csv(tmp, index=False)
+    prior_file = path.with_suffix(CLASS_PRIOR_SUFFIX)
+    if CLASS_PRIOR_ATTR in table.attrs:
+        atomic_write_text(prior_file, json.dumps(table.attrs[CLASS_PRIOR_ATTR].to_dict(), indent=1))
+    elif prior_file.exists():  # from an earlier run with class_prior: data; these probabilities are not
+        prior_file.unlink()
     log.info("predictions for %d light curves in %s (%d skipped)", len(table), path, len(skipped))
     return table

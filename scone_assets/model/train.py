@@ -250,6 +250,15 @@ def split_snids(snids: np.ndarray, y: np.ndarray, config: SconeConfig) -> pd.Dat
     return pd.concat(rows, ignore_index=True)
 
 
+def _output_prior(y_train: np.ndarray, n_classes: int, as_trained: bool) -> list[float]:
+    """The class fractions the network's outputs assume: the training set's when it was
+    trained on them as they are, equal ones with class weights or a balanced set."""
+    if not as_trained or not len(y_train):
+        return [1.0 / n_classes] * n_classes
+    counts = np.bincount(np.asarray(y_train, dtype=int), minlength=n_classes)
+    return [float(c) / float(counts.sum()) for c in counts]
+
+
 def class_weights(y_train: np.ndarray, n_classes: int) -> dict[int, float]:
     counts = np.bincount(y_train, minlength=n_classes).astype(float)
     return {i: (len(y_train) / (n_classes * c) if c else 0.0) for i, c in enumerate(counts)}
@@ -445,7 +454,8 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
         n_val=int((split.set == "val").sum()), n_test=int((split.set == "test").sum()), train_seconds=seconds,
         temperature=temperature, lr_schedule=config.lr_schedule, ensemble_size=config.ensemble_size,
         member_seeds=[config.seed + k for k in range(config.ensemble_size)], training_set=selection,
-        augmentation=augmentation or {})
+        augmentation=augmentation or {}, output_prior=_output_prior(y_train, n_classes, weights is None
+                                                                    and not config.class_balanced))
     atomic_write_text(out / META_FILE, meta.to_json())
     atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / SPLIT_FILE, index=False)
