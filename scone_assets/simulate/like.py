@@ -28,7 +28,13 @@ as the reader places it, this takes:
   S/N >= 4; follow-up photometry such as LOWZ's holds almost nothing under S/N 2). When
   nearly all of a survey's observations (all but PHOTOMETRY_QUANTILE) are above a positive
   S/N, simulated observations under it are dropped as the survey dropped them; a survey
-  that publishes non-detections (a floor at or below 0) keeps them all.
+  that publishes non-detections (a floor at or below 0) keeps them all;
+- each band's magnitude system, from its full name (bands.ab_minus_own): LOWZ's
+  Johnson-Cousins and NIR bands are Vega-based, and their simulated FLUXCAL is too.
+
+Not from the data: each simulated object's flux in each band is off by BAND_SCATTER mag,
+for what one Gaussian per band does not model; and the classes are written as often as
+they explode times what the survey keeps (rates.py), unless --mix says otherwise.
 
 A simulated object borrows a random real sequence: it is observed at that object's times
 and in its bands (so in a mix, in one survey's bands), peaks where that object peaked
@@ -107,7 +113,7 @@ class SurveyModel:
     snr_floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (objects,) survey's S/N floor; empty: none
     # (objects,) the survey's PEAKMJD is its brightest observation's time; empty: a fitted peak
     peak_at_brightest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    vega_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (bands,) AB - own system; empty: AB
+    vega_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (bands,) AB - band's own; empty: AB
 
     def flux_limits(self) -> np.ndarray:
         """(objects,) the selection limit each borrowed sequence carries: the SELECTION_QUANTILE
