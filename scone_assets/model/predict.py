@@ -6,7 +6,9 @@ names no folder) unless a path is given. First column SNID, then P(Ia) under
 `<prob_column_name>_<TYPE>` column per class (PROB_SCONE_SNII, PROB_SCONE_SNIa, ...), so
 two classifiers' columns do not collide when merged into one FITRES file: one row per
 object. Light curves without a heatmap are listed, with the reason, in
-`<predictions>.skipped.csv`.
+`<predictions>.skipped.csv`. With `class_prior: data` the probabilities are re-weighed to
+the class fractions estimated from the light curves classified (model/prior.py), and the
+estimate is written beside them as `<predictions>.class_prior.json`.
 
 The model folder may be one SCONE itself wrote (`folder.load_trained`): its network
 takes the same image layout, (wavelength bins, time bins, [GP mean, GP std]) divided by
@@ -122,7 +124,7 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
     prior_file = path.with_suffix(CLASS_PRIOR_SUFFIX)
     if CLASS_PRIOR_ATTR in table.attrs:
         atomic_write_text(prior_file, json.dumps(table.attrs[CLASS_PRIOR_ATTR].to_dict(), indent=1))
-    elif prior_file.exists():  # from an earlier run with class_prior: data; these probabilities are not
+    elif prior_file.exists():  # an earlier run's, with class_prior: data: it does not describe these
         prior_file.unlink()
     log.info("predictions for %d light curves in %s (%d skipped)", len(table), path, len(skipped))
     return table
