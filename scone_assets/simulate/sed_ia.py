@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scone_assets.simulate.sed_grid import bilinear
+
 H0_BAYESN = 73.24
 H0 = 70.0
 EXPLOSION = -20.0  # rest-frame days from B maximum
@@ -196,15 +198,8 @@ class SNIaSED:
 
     def hsiao(self, t: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """Template f_lambda, bilinear in (phase, wavelength), with the fireball start and late fade."""
-        p, w = self.h_phase, self.h_wave
-        tc = np.clip(t, p[0], p[-1])
-        i = np.clip(np.floor((tc - p[0]) / (p[1] - p[0])).astype(np.int64), 0, len(p) - 2)
-        u = (tc - p[i]) / (p[1] - p[0])
-        lc = np.clip(lam, w[0], w[-1])
-        j = np.clip(np.floor((lc - w[0]) / (w[1] - w[0])).astype(np.int64), 0, len(w) - 2)
-        v = (lc - w[j]) / (w[1] - w[0])
-        f = self.h_flux
-        out = ((1 - u) * ((1 - v) * f[i, j] + v * f[i, j + 1]) + u * ((1 - v) * f[i + 1, j] + v * f[i + 1, j + 1]))
+        p = self.h_phase
+        out = bilinear(p, self.h_wave, self.h_flux, t, lam)
         early = np.clip((t - EXPLOSION) / (p[0] - EXPLOSION), 0, 1) ** 2
         late = 10 ** (-0.4 * LATE_SLOPE * np.maximum(t - p[-1], 0))
         return out * np.where(t < p[0], early, 1.0) * late

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from scone_assets.extinction import ccm89
+from scone_assets.simulate.sed_grid import bilinear
 
 TEMPLATES = ("CSP-2004fe", "CSP-2004gq", "SDSS-004012", "SDSS-013195", "SDSS-014475", "SDSS-015475",
              "SDSS-017548", "SNLS-04D4jv")
@@ -107,15 +108,8 @@ class SNIcTemplates:
 
     @staticmethod
     def _one(tpl: Template, t: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        p, w, flux = tpl.phase, tpl.wave, tpl.flux
-        tc = np.clip(t, p[0], p[-1])
-        i = np.clip(np.floor((tc - p[0]) / (p[1] - p[0])).astype(np.int64), 0, len(p) - 2)
-        u = (tc - p[i]) / (p[1] - p[0])
-        lc = np.clip(lam, w[0], w[-1])
-        j = np.clip(np.floor((lc - w[0]) / (w[1] - w[0])).astype(np.int64), 0, len(w) - 2)
-        v = (lc - w[j]) / (w[1] - w[0])
-        f = ((1 - u) * ((1 - v) * flux[i, j] + v * flux[i, j + 1])
-             + u * ((1 - v) * flux[i + 1, j] + v * flux[i + 1, j + 1]))
+        p, w = tpl.phase, tpl.wave
+        f = bilinear(p, w, tpl.flux, t, lam)
         f = f * np.where(lam > w[-1], (w[-1] / np.maximum(lam, 1.0)) ** 2, 1.0)  # f_nu of f_lambda ~ lam^-4
         early = np.clip((t - (p[0] - RISE_EDGE)) / RISE_EDGE, 0, 1) ** 2
         late = 10 ** (-0.4 * LATE_SLOPE * np.maximum(t - p[-1], 0))
