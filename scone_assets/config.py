@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from scone_assets.snana.types import IA, UNKNOWN, class_name
 from scone_assets.yaml_file import read_mapping
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,9 @@ class SconeConfig(BaseModel):
     val_proportion: float = Field(0.1, ge=0, lt=1)
     class_balanced: bool = False
     categorical: bool = False
+    # heatmap classes learnt as SN Ia, e.g. [SNIa-91bg] when the spectroscopic labels the model
+    # will serve count 91bg-like SNe as SNe Ia (YSE's and LOWZ's do); the heatmaps keep their names
+    count_as_ia: list[str] = []
     max_per_type: int | None = Field(None, ge=1)
     with_z: bool = False
     seed: int = 42
@@ -234,6 +238,23 @@ class SconeConfig(BaseModel):
         if isinstance(v, str):
             v = [v]
         return [expand(p) for p in v] if v is not None else None
+
+    @field_validator("count_as_ia", mode="before")
+    @classmethod
+    def _count_as_ia(cls, v: Any) -> Any:
+        """Any spelling of a class (`Ia-91bg`, `SN Ia-91bg`) -> the name the heatmaps hold."""
+        if v is None:
+            return []
+        items = [p.strip() for p in v.split(",")] if isinstance(v, str) else list(v)
+        names = []
+        for item in items:
+            name = class_name(str(item))
+            if name in (IA, UNKNOWN) or not str(item).strip():
+                raise ValueError(f"{item!r} is not a class other than {IA}: name classes the heatmaps hold, "
+                                 "e.g. SNIa-91bg")
+            if name not in names:
+                names.append(name)
+        return names
 
     @field_validator("sn_type_id_to_name", mode="before")
     @classmethod

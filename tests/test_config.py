@@ -127,10 +127,15 @@ def test_scone_selection_and_slurm_keys_have_scones_meaning(tmp_path, caplog, mo
     assert config_from_dict({"output_predict_file": "/elsewhere/p.csv", "output_path": "/o"}
                             ).predictions_file().as_posix() == "/elsewhere/p.csv"
     assert config_from_dict({"Ia_fraction": "categorical"}).Ia_fraction == "categorical"
+    # count_as_ia: any spelling of a class, reduced to the name the heatmaps hold, once each
+    assert config_from_dict({"count_as_ia": ["Ia-91bg", "SN Ia-91bg", "Iax"]}).count_as_ia == ["SNIa-91bg", "SNIax"]
+    assert config_from_dict({"count_as_ia": "SNIa-91bg"}).count_as_ia == ["SNIa-91bg"]
+    assert config_from_dict({}).count_as_ia == []
     for bad, key in (({"prescale_heatmaps": "a,b"}, "prescale_heatmaps"), ({"prescale_heatmaps": "1,2,3"},
                      "prescale_heatmaps"), ({"nevt_select_heatmaps": 0}, "nevt_select_heatmaps"),
                      ({"nevt_select_heatmaps": [0, 5]}, "nevt_select_heatmaps"),
-                     ({"Ia_fraction": 1.5}, "Ia_fraction")):
+                     ({"Ia_fraction": 1.5}, "Ia_fraction"), ({"count_as_ia": ["SN Ia"]}, "count_as_ia"),
+                     ({"count_as_ia": [""]}, "count_as_ia")):
         with pytest.raises(ConfigError, match=key):
             config_from_dict(bad)
 

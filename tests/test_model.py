@@ -370,3 +370,33 @@ def test_string_lookup_is_exact_and_stateless():
     assert string_lookup([], [], 0)(tf.constant(["a"])).numpy().tolist() == [0]
     fn = tf.function(lambda s: lookup(s)).get_concrete_function(tf.TensorSpec([None], tf.string))
     assert not [op.type for op in fn.graph.get_operations() if op.op_def.is_stateful]
+
+
+def test_count_as_ia_trains_91bg_as_sn_ia(tmp_path, caplog):
+    """count_as_ia: [SNIa-91bg] puts the simulation's 91bg-like SNe on the SN Ia side of the
+    labels, the split and the test figures, and the model folder says so; a named class the
+    heatmaps do not hold is a warning naming it."""
+    from scone_assets.model.train import make_labels
+
+    simulate(tmp_path / "S", 90, survey="des", seed=6, per_file=90, mix="SNIa=0.4,SNIa-91bg=0.3,SNII=0.3", jobs=1,
+             progress=False)
+    cfg = SconeConfig(input_path=str(tmp_path / "S"), heatmaps_path=str(tmp_path / "h"), num_epochs=2, seed=1,
+                      count_as_ia=["Ia-91bg", "SNIax"])
+    make_heatmaps(cfg, jobs=1, progress=False)
+    catalog = load_catalog(finished_units(cfg.heatmaps_path))
+    held = catalog.index.drop_duplicates("SNID").set_index("SNID").TYPE_NAME
+    assert held.value_counts().to_dict() == {"SNIa": 36, "SNIa-91bg": 27, "SNII": 27}
+    with caplog.at_level(logging.INFO, logger="scone_assets.model.train"):
+        result = train(cfg, {"full": catalog}, tmp_path / "m", progress=False)
+    assert "count_as_ia: learning SNIa-91bg 27 as SNIa" in caplog.text
+    assert "count_as_ia names SNIax, which the training heatmaps do not hold" in caplog.text
+    meta = json.loads((tmp_path / "m" / "model_meta.json").read_text())
+    assert meta["count_as_ia"] == ["SNIa-91bg", "SNIax"] and meta["classes"] == ["nonIa", "SNIa"]
+    split = pd.read_csv(tmp_path / "m" / "split.csv", dtype={"SNID": str})
+    split["held"] = held.loc[split.SNID].to_numpy()
+    assert (split.label_name == np.where(split.held == "SNII", "nonIa", "SNIa")).all()
+    test = split[split.set == "test"]
+    assert result["test"]["n"] == len(test) and result["test"]["n_ia"] == int((test.held != "SNII").sum()) > 0
+    # categorical: the merged class, not a class of its own
+    assert make_labels(held, True, cfg.count_as_ia).classes == ["SNII", "SNIa"]
+    assert make_labels(held, True).classes == ["SNII", "SNIa", "SNIa-91bg"]

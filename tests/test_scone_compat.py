@@ -60,6 +60,17 @@ def test_ia_fraction_draws_down_the_over_represented_side():
     assert keep.all() and rec == {}
 
 
+def test_ia_fraction_counts_what_count_as_ia_merges():
+    """With count_as_ia, 91bg-like SNe are on the SN Ia side of Ia_fraction: 300 + 100 SN Ia
+    against 600 others at f = 0.5 draws the others down to 400, and none of the 91bg."""
+    names = _names(SNIa=300, **{"SNIa-91bg": 100}, SNII=600)
+    keep, rec = select_training_set(names, SconeConfig(Ia_fraction=0.5, seed=1, count_as_ia=["SNIa-91bg"]))
+    assert _kept(names, keep) == {"SNII": 400, "SNIa": 300, "SNIa-91bg": 100}
+    assert rec["before"] == {"SNII": 600, "SNIa": 400} and rec["Ia_share"] == 0.5
+    keep, rec = select_training_set(names, SconeConfig(Ia_fraction=0.5, seed=1))  # 91bg on the other side
+    assert int((names[keep] == "SNIa").sum()) == 300 and int((names[keep] != "SNIa").sum()) == 300
+
+
 def test_ia_fraction_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"Ia_fraction 0.5 needs SN Ia \(SNIa\) .* hold SNII 40, SNIbc 3"):
         select_training_set(_names(SNII=40, SNIbc=3), SconeConfig(Ia_fraction=0.5))

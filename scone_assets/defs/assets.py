@@ -202,7 +202,7 @@ def balanced_catalog(context: dg.AssetExecutionContext, scone: SconeResource,
     if chosen:
         context.log.info(f"training-set keys kept {int(keep.sum())} of {len(cat)} light curves: {chosen}")
         cat = cat[keep].reset_index(drop=True)
-    labels = make_labels(cat.TYPE_NAME, cfg.categorical)
+    labels = make_labels(cat.TYPE_NAME, cfg.categorical, cfg.count_as_ia)
     split = split_snids(cat.SNID.to_numpy(), labels.encode(cat.TYPE_NAME), cfg)
     out = split.merge(cat[["SNID", "TYPE_NAME", "REDSHIFT_FINAL", "partition"]], on="SNID")
     out["label_name"] = [labels.classes[i] for i in out.label]

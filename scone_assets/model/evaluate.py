@@ -40,7 +40,7 @@ def evaluate_and_report(out: Path, labels, per_set: dict, history: dict, catalog
         result["ensemble"] = ensemble
     all_types, all_probs = [], []
     for name, (_, type_names, probs) in per_set.items():
-        type_names = np.asarray(type_names, dtype=object)
+        type_names = labels.names(type_names)  # as the model learnt them (count_as_ia)
         pia = p_ia(probs, labels.classes, labels.categorical)
         entry = {"binary": m.binary_metrics(type_names == IA, pia)}
         if labels.categorical:

@@ -163,6 +163,7 @@ class ModelMeta:
     # class fractions the outputs assume (model/prior.py): equal with class weights or a balanced
     # set, else the training set's; empty in older folders, which trained with class weights
     output_prior: list[float] = field(default_factory=list)
+    count_as_ia: list[str] = field(default_factory=list)  # heatmap classes it learnt as SN Ia (config key)
     made_by: str = MADE_BY_US  # or MADE_BY_SCONE*: a folder SCONE wrote, its meta read off the network
 
     def to_json(self) -> str:

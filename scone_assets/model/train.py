@@ -14,6 +14,8 @@ down to the rarest. For categorical sets (that, or `categorical: true`),
 `categorical_min_per_type` first drops types with fewer objects and
 `categorical_max_per_type` draws larger ones down to it. A set chosen by Ia_fraction
 is trained unweighted: weighting by inverse frequency would undo the chosen mix.
+All of these, the labels, the split and the test figures see the classes `count_as_ia`
+names (say SNIa-91bg) as SN Ia; the heatmaps keep their own names.
 
 Beside history.json, `training_history.csv` (one row per epoch) is written into the
 folder and, once the folder is in place, beside it (`<output_path>/training_history.csv`
@@ -42,6 +44,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +80,7 @@ from scone_assets.model.folder import (
     writing,
 )
 from scone_assets.model.loaders import load_arrays, plan_loading
-from scone_assets.snana.types import IA
+from scone_assets.snana.types import IA, merged_names
 
 __all__ = ["EpochProgress", "cosine_learning_rate", "default_model_dir", "merge_catalogs", "select_training_set",
            "train"]  # merge_catalogs: the store's, for old callers
@@ -117,22 +120,31 @@ OnEpoch = Callable[[EpochProgress], None]
 class Labels:
     classes: list[str]  # index -> class name; binary: ["nonIa", "SNIa"]
     categorical: bool
+    as_ia: tuple[str, ...] = ()  # heatmap classes learnt as SN Ia (the config's count_as_ia)
+
+    def names(self, type_names) -> np.ndarray:
+        """The heatmaps' class names as this model learns them."""
+        return merged_names(type_names, self.as_ia)
+
+    def is_ia(self, type_names) -> np.ndarray:
+        return self.names(type_names) == IA
 
     def encode(self, type_names) -> np.ndarray:
-        names = np.asarray(type_names, dtype=object)
+        names = self.names(type_names)
         if not self.categorical:
             return (names == IA).astype(np.int64)
         lookup = {c: i for i, c in enumerate(self.classes)}
         return np.array([lookup[n] for n in names], dtype=np.int64)
 
 
-def make_labels(type_names, categorical: bool) -> Labels:
+def make_labels(type_names, categorical: bool, as_ia=()) -> Labels:
+    as_ia = tuple(as_ia)
     if not categorical:
-        return Labels(["nonIa", IA], False)
-    classes = sorted(set(type_names))
+        return Labels(["nonIa", IA], False, as_ia)
+    classes = sorted(set(merged_names(type_names, as_ia)))
     if len(classes) < 2:
         raise ConfigError(f"categorical: true needs at least two classes in the heatmaps (found {classes})")
-    return Labels(classes, True)
+    return Labels(classes, True, as_ia)
 
 
 def _counts(names: np.ndarray, keep: np.ndarray) -> dict[str, int]:
@@ -154,8 +166,9 @@ def _listing(counts: dict[str, int]) -> str:
 def select_training_set(type_names, config: SconeConfig) -> tuple[np.ndarray, dict]:
     """(which objects to keep, what was done) under SCONE's `Ia_fraction`,
     `categorical_min_per_type` and `categorical_max_per_type` (legacy/data_cuts.py's
-    meaning), drawn at random with `config.seed`. The record is empty when none applies."""
-    names = np.asarray(type_names, dtype=object).astype(str)
+    meaning), drawn at random with `config.seed`, on the classes as `count_as_ia` merges
+    them. The record is empty when none applies."""
+    names = merged_names(type_names, config.count_as_ia).astype(str)
     keep = np.ones(len(names), dtype=bool)
     frac = config.Ia_fraction
     per_type = config.categorical or frac == "categorical"
@@ -223,6 +236,20 @@ def select_training_set(type_names, config: SconeConfig) -> tuple[np.ndarray, di
              ", ".join(k for k in ("Ia_fraction", "categorical_min_per_type", "categorical_max_per_type")
                        if k in record), _listing(before), _listing(record["after"]))
     return keep, record
+
+
+def _check_count_as_ia(type_names, config: SconeConfig) -> None:
+    """Say what count_as_ia did, and warn when a class it names is not in the heatmaps."""
+    if not config.count_as_ia:
+        return
+    held = Counter(np.asarray(type_names, dtype=object).astype(str))
+    found = {t: held[t] for t in config.count_as_ia if held[t]}
+    missing = [t for t in config.count_as_ia if not held[t]]
+    if found:
+        log.info("count_as_ia: learning %s as %s", _listing(found), IA)
+    if missing:
+        log.warning("count_as_ia names %s, which the training heatmaps do not hold (they hold %s)",
+                    ", ".join(missing), _listing(dict(held)))
 
 
 def split_snids(snids: np.ndarray, y: np.ndarray, config: SconeConfig) -> pd.DataFrame:
@@ -387,7 +414,8 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
     elif config.Ia_fraction is not None or config.categorical_min_per_type or config.categorical_max_per_type:
         log.info("a split was given: it decides the training set (whoever made it applied Ia_fraction / "
                  "categorical_min_per_type / categorical_max_per_type, as the platform's balanced_catalog does)")
-    labels = make_labels(objects.TYPE_NAME, config.categorical)
+    labels = make_labels(objects.TYPE_NAME, config.categorical, config.count_as_ia)
+    _check_count_as_ia(objects.TYPE_NAME, config)
     if split is None:
         split = split_snids(objects.SNID.astype(str).to_numpy(), labels.encode(objects.TYPE_NAME), config)
     else:
@@ -455,7 +483,8 @@ def _train_into(out: Path, config: SconeConfig, catalogs: dict[str, HeatmapCatal
         temperature=temperature, lr_schedule=config.lr_schedule, ensemble_size=config.ensemble_size,
         member_seeds=[config.seed + k for k in range(config.ensemble_size)], training_set=selection,
         augmentation=augmentation or {}, output_prior=_output_prior(y_train, n_classes, weights is None
-                                                                    and not config.class_balanced))
+                                                                    and not config.class_balanced),
+        count_as_ia=list(labels.as_ia))
     atomic_write_text(out / META_FILE, meta.to_json())
     atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     split.assign(label_name=[labels.classes[i] for i in split.label]).to_csv(out / SPLIT_FILE, index=False)
@@ -536,7 +565,7 @@ def _ensemble_report(labels: Labels, per_set: dict, members: dict[str, np.ndarra
     rows = []
     for k, seed in enumerate(seeds):
         probs = np.concatenate([members[name][k] for name in per_set])
-        rows.append({"seed": seed, "test": m.binary_metrics(types == IA, p_ia(probs, labels.classes,
+        rows.append({"seed": seed, "test": m.binary_metrics(labels.is_ia(types), p_ia(probs, labels.classes,
                                                                                 labels.categorical))})
     return {"size": len(seeds), "seeds": list(seeds), "members": rows,
             "combine": "mean of the members' probabilities, then one temperature"}
@@ -562,8 +591,9 @@ def _calibration_report(labels: Labels, per_set: dict, raw: dict, temperature: f
     types = np.concatenate([np.asarray(v[1], dtype=object) for v in per_set.values()])
     after = np.concatenate([p_ia(v[2], labels.classes, labels.categorical) for v in per_set.values()])
     before = np.concatenate([p_ia(raw[k], labels.classes, labels.categorical) for k in per_set])
-    return {"temperature": temperature, "ece_test_uncalibrated": expected_calibration_error(types == IA, before),
-            "ece_test": expected_calibration_error(types == IA, after)}
+    is_ia = labels.is_ia(types)
+    return {"temperature": temperature, "ece_test_uncalibrated": expected_calibration_error(is_ia, before),
+            "ece_test": expected_calibration_error(is_ia, after)}
 
 
 def default_model_dir(config: SconeConfig) -> Path:

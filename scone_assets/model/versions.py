@@ -160,11 +160,11 @@ def _figures(config: SconeConfig, catalog: HeatmapCatalog, model_dir: Path) -> d
     """COMPARED figures of one model on `catalog` (one heatmap per object)."""
     from scone_assets.model.metrics import binary_metrics
     from scone_assets.model.predict import score
-    from scone_assets.snana.types import IA
+    from scone_assets.snana.types import IA, merged_names
 
     table = score(config, catalog, model_dir)
     types = catalog.index.drop_duplicates("SNID").set_index("SNID").TYPE_NAME
-    is_ia = types.loc[table.SNID.astype(str)].to_numpy() == IA
+    is_ia = merged_names(types.loc[table.SNID.astype(str)].to_numpy(), config.count_as_ia) == IA
     figures = binary_metrics(is_ia, table[config.prob_column_name].to_numpy())
     return {k: round(float(figures[k]), 4) for k in COMPARED}
 

@@ -8,7 +8,9 @@ and the categorical task see the same labels across simulations and data.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+import numpy as np
 
 IA = "SNIa"
 UNKNOWN = "unknown"
@@ -69,3 +71,13 @@ def type_name_for(
         if mapping and code in mapping:
             return class_name(mapping[code])
     return UNKNOWN
+
+
+def merged_names(type_names, as_ia: Iterable[str] = ()) -> np.ndarray:
+    """Class names with those in `as_ia` renamed SN Ia: the config's `count_as_ia`, for
+    labels that count, say, 91bg-like SNe as SNe Ia."""
+    names = np.asarray(type_names, dtype=object).astype(str).astype(object)
+    as_ia = list(as_ia)
+    if as_ia:
+        names[np.isin(names, as_ia)] = IA
+    return names
