@@ -96,6 +96,7 @@ def test_like_yse_matches_the_survey(yse_like):
     assert np.median(z_sim[is_ia]) == pytest.approx(np.median(z_real), rel=0.2)
     assert 0.5 * np.median(z_real) < np.median(z_sim[~is_ia]) < 0.8 * np.median(z_real)
     assert np.quantile(z_sim, 0.9) < 2 * np.quantile(z_real, 0.9)
+    assert np.all(z_sim > 0)  # every simulated object has a redshift (<= 0 reads as none)
     readme = (res.folder / f"{res.version}.README").read_text()
     assert ("like: redshifts of 144 objects (median 0.068), smoothed in ln(1+z): REDSHIFT_FINAL 144, "
             "VETTED_HOST_GALAXY_REDSHIFT 0, HOSTGAL_SPECZ 0, HOSTGAL_PHOTOZ 0, none 0") in readme
@@ -424,3 +425,16 @@ def test_like_mix_is_rates_times_what_the_survey_keeps(yse_like):
     assert f"SNIa {VOLUMETRIC_RATES['SNIa']:.4f} x {kept['SNIa']:.3f}" in readme
     # the 02cx-like share of SNe Ia is LOSS's 5%, not the presets' default mix's 20%
     assert res.counts.get("SNIax", 0) < 0.1 * res.counts["SNIa"]
+
+
+def test_a_written_spectroscopic_redshift_is_never_zero_or_below():
+    """Noise that would take a redshift to or below zero, which readers take for "none", is
+    not applied: a 20,000-object yse_dev-like simulation once held an object at z = 0.0013
+    written as -0.0003, and a with_z training on it stopped."""
+    from scone_assets.simulate.generate import SPEC_Z_ERR, spectroscopic_redshift
+
+    assert spectroscopic_redshift(0.0013, -0.0016) == 0.0013
+    assert spectroscopic_redshift(0.0013, -0.0013) == 0.0013
+    assert spectroscopic_redshift(0.0013, -0.0005) == pytest.approx(0.0008)
+    assert spectroscopic_redshift(0.068, 0.0004) == pytest.approx(0.0684)
+    assert SPEC_Z_ERR == 5e-4

@@ -18,6 +18,7 @@ from scone_assets.simulate.surveys import Survey
 
 SOURCE_GAIN = 10.0  # FLUXCAL units per photo-electron equivalent: a 20th-mag source has S/N ~ 100
 MAX_ATTEMPTS = 200
+SPEC_Z_ERR = 5e-4  # a spectroscopic redshift's error as written, and the scatter drawn with it
 
 
 @dataclass
@@ -172,6 +173,13 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     return p, mjd, band, flux, err, mask, detected, peak_mag
 
 
+def spectroscopic_redshift(z: float, noise: float) -> float:
+    """The written redshift: the true one plus its measurement noise, unless that would put
+    it at or below zero, which SNANA readers take for "no redshift" (a `--like` simulation
+    of a survey as near as YSE draws some objects at z ~ 0.001)."""
+    return z + noise if z + noise > 0 else z
+
+
 def class_slots(mix: dict[str, float], n: int, seed: int) -> np.ndarray:
     """The subtype of every object of the whole simulation: exact largest-remainder
     quotas over all `n`, shuffled by the seed, so each file takes its share."""
@@ -230,7 +238,7 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
         if like is not None and not len(like.z):  # the survey has no redshifts: neither has its simulation
             z_obs, z_err = -9.0, -9.0
         elif spec:
-            z_obs, z_err = z + rng_meta.normal(0, 5e-4), 5e-4
+            z_obs, z_err = spectroscopic_redshift(z, rng_meta.normal(0, SPEC_Z_ERR)), SPEC_Z_ERR
         elif rng_meta.uniform() < survey.photoz_outliers:
             z_obs, z_err = float(rng_meta.uniform(0.05, 1.5)), survey.photoz_sigma * (1 + z)
         else:
