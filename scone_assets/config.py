@@ -108,7 +108,7 @@ class SconeConfig(BaseModel):
     class_balanced: bool = False
     categorical: bool = False
     # heatmap classes learnt as SN Ia, e.g. [SNIa-91bg] when the spectroscopic labels the model
-    # will serve count 91bg-like SNe as SNe Ia (YSE's and LOWZ's do); the heatmaps keep their names
+    # will serve count 91bg-like SNe as SNe Ia (as LOWZ's do); the heatmaps keep their names
     count_as_ia: list[str] = []
     max_per_type: int | None = Field(None, ge=1)
     with_z: bool = False
