@@ -19,9 +19,9 @@ them). `--extra-config` is YAML appended to each train config (e.g. `ensemble_si
 `lr_schedule: cosine`, `augment_copies: 2`); `--redshift no` or `yes` runs one of the two
 trainings; `--seed S` (default 1) seeds both the simulation and the training, so runs
 with several seeds show how far one figure moves with the draw alone. `--count-as-ia`
-(default SNIa-91bg; '' for none) is the training's `count_as_ia`: both sets' spectroscopic
-labels count 91bg-like SNe as SNe Ia (LOWZ_REAL's 2005bl, 2005ke, 2006mr, 2007ax), so the
-model is trained to. Prints one JSON line per run and writes them to <work>/real_data.json.
+(default SNIa-91bg; '' for none) is the training's `count_as_ia`: LOWZ_REAL counts
+91bg-like SNe as SNe Ia (2005bl, 2005ke, 2006mr, 2007ax) and yse_dev's three classes leave
+them no other place, so the model is trained to. Prints one JSON line per run and writes them to <work>/real_data.json.
 """
 
 from __future__ import annotations
