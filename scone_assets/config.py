@@ -249,7 +249,7 @@ class SconeConfig(BaseModel):
         names = []
         for item in items:
             name = class_name(str(item))
-            if name in (IA, UNKNOWN) or not str(item).strip():
+            if name in (IA, UNKNOWN):  # "" and blanks reduce to UNKNOWN
                 raise ValueError(f"{item!r} is not a class other than {IA}: name classes the heatmaps hold, "
                                  "e.g. SNIa-91bg")
             if name not in names:
