@@ -101,6 +101,11 @@ def test_like_yse_matches_the_survey(yse_like):
     assert ("like: redshifts of 144 objects (median 0.068), smoothed in ln(1+z): REDSHIFT_FINAL 144, "
             "VETTED_HOST_GALAXY_REDSHIFT 0, HOSTGAL_SPECZ 0, HOSTGAL_PHOTOZ 0, none 0") in readme
     assert "like: observing sequences (times, bands, per-observation sky floor): 144 real objects" in readme
+    # and says how the written redshifts differ from the data's, with the numbers of the files
+    lo, mid, hi = np.quantile(z_sim, [0.1, 0.5, 0.9])
+    assert (f"like: written redshifts: median {mid:.3f}, 10-90% {lo:.3f}-{hi:.3f}, against the data's "
+            "median 0.068, 10-90% 0.022-0.120") in readme
+    assert mid < 0.8 * np.median(z_real)
     # the selection: yse_dev's 2% quantile of its objects' brightest observations is FLUXCAL 763.7
     assert ("like: selection: an object is kept when its brightest observation reaches the 2% quantile of the "
             "data's brightest observations, per survey: YSE FLUXCAL 763.7 (mag 20.29)") in readme

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 from tqdm.auto import tqdm
 
@@ -184,9 +185,26 @@ def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: lis
             "keep (simulate/rates.py): " + ", ".join(f"{k} {VOLUMETRIC_RATES[k]:.4f} x {v:.3f}"
                                                      for k, v in sorted(params["kept"].items()))]
            if "kept" in params else [])
-        + ([f"like: {line}" for line in like.provenance] if like is not None else []),
+        + ([f"like: {line}" for line in like.provenance] if like is not None else [])
+        + ([_kept_redshifts(heads, like.z)] if like is not None and len(like.z) else []),
     )
     write_list(out, params["version"], [h.name for h in heads])
+
+
+def _kept_redshifts(heads: list[Path], data_z: np.ndarray) -> str:
+    """A README line comparing the written redshifts with the data's: the selection thins
+    the far ones after they are drawn, so the two differ (README, `--like`)."""
+    z = np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
+    z = z[z > 0]
+    if not len(z):
+        return "like: written redshifts: none"
+
+    def summary(v: np.ndarray) -> str:
+        lo, mid, hi = np.quantile(v, [0.1, 0.5, 0.9])
+        return f"median {mid:.3f}, 10-90% {lo:.3f}-{hi:.3f}"
+
+    return (f"like: written redshifts: {summary(z)}, against the data's {summary(data_z)} (drawn from the "
+            "data's, then the selection keeps fewer of the far objects)")
 
 
 def simulate(
