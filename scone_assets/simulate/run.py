@@ -194,10 +194,9 @@ def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: lis
 def _kept_redshifts(heads: list[Path], data_z: np.ndarray) -> str:
     """A README line comparing the written redshifts with the data's: the selection thins
     the far ones after they are drawn, so the two differ (README, `--like`)."""
+    # every object of a simulation whose data carry redshifts has one, and it is positive
+    # (generate.spectroscopic_redshift)
     z = np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
-    z = z[z > 0]
-    if not len(z):
-        return "like: written redshifts: none"
 
     def summary(v: np.ndarray) -> str:
         lo, mid, hi = np.quantile(v, [0.1, 0.5, 0.9])
