@@ -52,10 +52,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from scone_assets.simulate.run import simulate
 
     like = None
+    if args.ia_dust_tau is not None and not (args.like or args.like_config):
+        raise SimulationError("--ia-dust-tau sets a --like simulation's SN Ia host dust; give --like DATA "
+                              "or --like-config (the presets keep their own dust)")
     if args.like or args.like_config:
         from scone_assets.simulate.like import model_from_inputs
 
         like = model_from_inputs(args.like, load_config(args.like_config) if args.like_config else None)
+        like = like.with_ia_dust(args.ia_dust_tau)
         print(f"survey model from {like.n_objects} real light curves ({like.survey}): bands "
               + " ".join(f"{b}={w:.0f}A" for b, w in zip(like.letters, like.waves, strict=True)))
     res = simulate(args.out, args.n, survey=args.survey, seed=args.seed, per_file=args.per_file,
@@ -265,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "sequences, error-vs-flux relation, redshifts and MWEBV")
     p.add_argument("--like-config", dest="like_config", default=None,
                    help="as --like, with the inputs (and band_to_wave) of a SCONE config")
+    p.add_argument("--ia-dust-tau", dest="ia_dust_tau", type=float, default=None, metavar="MAG",
+                   help="with --like: SN Ia host dust A_V ~ Exponential(MAG) instead of BayeSN's 0.252 "
+                        "(README: fitting it to a survey's colours)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--per-file", dest="per_file", type=int, default=1000, help="light curves per HEAD/PHOT pair")
     p.add_argument("--mix", default=None, help="class fractions, e.g. SNIa=0.5,SNII=0.3,SNIbc=0.2")

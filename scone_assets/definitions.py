@@ -23,9 +23,9 @@ from scone_assets.defs.sensors import automation_sensor, new_inputs_sensor
 
 def build_defs(train_config: str, predict_config: str | None, output_root: str,
                jobs: int | None = None, like_n: int | None = None,
-               like_num_epochs: int | None = None) -> dg.Definitions:
-    sizes = {k: v for k, v in (("like_n", like_n), ("like_num_epochs", like_num_epochs))
-             if v is not None}
+               like_num_epochs: int | None = None, like_ia_dust_tau: float | None = None) -> dg.Definitions:
+    sizes = {k: v for k, v in (("like_n", like_n), ("like_num_epochs", like_num_epochs),
+                               ("like_ia_dust_tau", like_ia_dust_tau)) if v is not None}
     scone = SconeResource(train_config_path=train_config, predict_config_path=predict_config,
                           output_root=output_root, jobs=jobs, **sizes)
     return dg.Definitions(

@@ -88,7 +88,7 @@ def wait_for_runs(instance, n: int, done, timeout: float = 300):
         runs = instance.get_runs()[:n]
         if len(runs) == n and done(runs):
             return runs
-        time.sleep(3)
+        time.sleep(1)
     raise AssertionError(f"runs did not finish: {[(r.run_id[:8], r.status) for r in instance.get_runs()]}")
 
 

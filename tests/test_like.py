@@ -442,3 +442,43 @@ def test_a_written_spectroscopic_redshift_is_never_zero_or_below():
     assert spectroscopic_redshift(0.0013, -0.0013) == 0.0013
     assert spectroscopic_redshift(0.0013, -0.0005) == pytest.approx(0.0008)
     assert spectroscopic_redshift(0.068, 0.0004) == pytest.approx(0.0684)
+
+
+def test_ia_dust_tau_sets_the_sn_ia_host_dust_and_is_recorded(yse_like, tmp_path):
+    """`--ia-dust-tau`: a survey's own SN Ia host-dust scale, in the model's digest (so a
+    folder made with another is refused, not resumed) and in the simulation's README."""
+    from scone_assets.simulate.like import SurveyModel
+
+    yse, _ = yse_like
+    model = model_from_inputs([str(yse)])
+    assert model.with_ia_dust(None) is model
+    dusty = model.with_ia_dust(1.0)
+    assert dusty.ia_av_tau == 1.0 and dusty.digest() != model.digest()
+    (tmp_path / "m.npz").write_bytes(dusty.to_bytes())
+    assert SurveyModel.load(tmp_path / "m.npz").ia_av_tau == 1.0
+    (tmp_path / "d.npz").write_bytes(model.to_bytes())
+    with np.load(tmp_path / "d.npz") as d:
+        assert "ia_av_tau" not in d  # a model without it keeps the digest existing simulations hold
+    for bad in (0.0, -0.3, float("nan"), 6.0):
+        with pytest.raises(SimulationError, match="--ia-dust-tau must be a host A_V scale"):
+            model.with_ia_dust(bad)
+
+    av = {}
+    for name, m in (("BAYESN", model), ("DUSTY", dusty)):
+        simulate(tmp_path / name, 300, seed=5, per_file=300, jobs=1, progress=False, mix="SNIa=1", like=m)
+        with fits.open(tmp_path / name / f"{name}-0001_HEAD.FITS") as hdul:
+            av[name] = np.asarray(hdul[1].data["SIM_AV"], float)
+    # the written (detected) SNe Ia: means near the drawn scales 0.252 and 1.0 (0.26 and 0.79
+    # here: selection removes more of the most extinguished at 1.0)
+    assert 0.15 < av["BAYESN"].mean() < 0.3 and av["DUSTY"].mean() > 0.5
+    assert (av["DUSTY"] > 1.5).sum() > 10 * max(1, (av["BAYESN"] > 1.5).sum())
+    readme = (tmp_path / "DUSTY" / "DUSTY.README").read_text()
+    assert "SN Ia host dust: A_V ~ Exponential(1) mag (--ia-dust-tau)" in readme
+    assert "--ia-dust-tau" not in (tmp_path / "BAYESN" / "BAYESN.README").read_text()
+    with pytest.raises(SimulationError, match="differs in: like"):
+        simulate(tmp_path / "DUSTY", 300, seed=5, per_file=300, jobs=1, progress=False, mix="SNIa=1", like=model)
+
+    res = subprocess.run([*CLI, "simulate", "--out", str(tmp_path / "PRESET"), "--n", "10", "--ia-dust-tau", "0.5"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "--ia-dust-tau sets a --like simulation's SN Ia host dust" in res.stderr
+    assert not (tmp_path / "PRESET").exists()

@@ -72,7 +72,7 @@ def test_the_like_flow_is_in_the_code_location_with_its_lineage():
 
 
 def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
-    defs, instance, key = _platform(tmp_path, 40, like_n=300, like_num_epochs=2)
+    defs, instance, key = _platform(tmp_path, 40, like_n=300, like_num_epochs=2, like_ia_dust_tau=0.55)
     scone = defs.resources["scone"]
     like = {a: dg.AssetKey(a) for a in (*LIKE_ASSETS, "like_predictions")}
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor's first tick
@@ -95,6 +95,7 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     counts = dict(line.strip("| ").split(" | ") for line in sim["types"].splitlines()[2:])
     assert sum(map(int, counts.values())) == 300 and "SNIa" in counts and len(counts) >= 2
     assert f"--like sources: {key}" in sim["taken_from_the_data"]
+    assert "SN Ia host dust: A_V ~ Exponential(0.55) mag" in sim["taken_from_the_data"]  # the resource's
     assert "types, spectroscopic classes and other classifiers' outputs in the data: not read" \
         in sim["taken_from_the_data"]
     assert "redshifts" in sim  # the data vs simulation picture

@@ -7,7 +7,7 @@ predictions are the library's, with the train config's settings, so the lineage 
 which survey (and which partitions of it) a model was made for. Each step follows the one
 before it by its AutomationCondition (evaluated by `automation_sensor`). Everything is written
 under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
-`like_seed`, `like_num_epochs`).
+`like_seed`, `like_num_epochs`, and `like_ia_dust_tau` for the survey's SN Ia host dust).
 """
 
 import json
@@ -124,7 +124,7 @@ def like_simulation(context: dg.AssetExecutionContext,
         read.append(lcs)
     root = like_root(scone)
     try:
-        model = survey_model(read, keys)
+        model = survey_model(read, keys).with_ia_dust(scone.like_ia_dust_tau)
         # force: the survey data may have changed since the last simulation
         res = simulate(root / "sims" / SIM_NAME, scone.like_n, seed=scone.like_seed,
                        jobs=scone.jobs, force=True, progress=False, like=model)

@@ -29,6 +29,9 @@ class SconeResource(dg.ConfigurableResource):
     like_seed: int = Field(1, description="seed of the simulation like the survey data")
     like_num_epochs: int | None = Field(None, ge=1, description="epochs of the like model "
                                         "(default: the train config's num_epochs)")
+    like_ia_dust_tau: float | None = Field(None, gt=0, le=5, description="SN Ia host dust A_V ~ "
+                                           "Exponential(this), mag, as `scone simulate --ia-dust-tau` "
+                                           "(default: BayeSN's 0.252)")
 
     def config(self, role: Role) -> SconeConfig:
         path = self.train_config_path if role == "train" else self.predict_config_path

@@ -39,7 +39,7 @@ def _draw_params(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator)
 
 
 def _intrinsic(sub: Subtype, where: dict[str, np.ndarray], n: int, rng: np.random.Generator, *,
-               mwebv, deep_fraction: float) -> dict[str, np.ndarray]:
+               mwebv, deep_fraction: float, ia_av_tau: float | None = None) -> dict[str, np.ndarray]:
     """An object's own parameters, once its redshift and peak time are drawn."""
     p = {**where, "mu": distance_modulus(where["z"]),
          "rise": np.clip(rng.normal(sub.rise, sub.rise_sigma, n), 3.0, None),
@@ -56,7 +56,7 @@ def _intrinsic(sub: Subtype, where: dict[str, np.ndarray], n: int, rng: np.rando
         from scone_assets.simulate.sed_ia import EXPLOSION, model
 
         sed = model()
-        p.update(sed.draw(n, rng))
+        p.update(sed.draw(n, rng, ia_av_tau))
         p["rise"] = np.full(n, -EXPLOSION)
         p["x1"] = -p["theta"]  # theta grows with Delta m15 (Mandel et al. 2022): about -x1
         p["host_ebv"] = p["host_av"] / 3.1  # the header's SIM_AV = 3.1 host_ebv is then A_V
@@ -155,7 +155,7 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     z = draw_redshifts(model, n, rng)
     peak = model.peak[pick] + rng.normal(0, PEAK_JITTER_DAYS, n)
     p = _intrinsic(sub, {"z": z, "peak_mjd": peak, "season_start": peak}, n, rng,
-                   mwebv=lambda: rng.choice(model.mwebv, n), deep_fraction=0.0)
+                   mwebv=lambda: rng.choice(model.mwebv, n), deep_fraction=0.0, ia_av_tau=model.ia_av_tau)
     p["borrowed"] = pick
     mask = model.band[pick] >= 0
     band = np.where(mask, model.band[pick], 0)

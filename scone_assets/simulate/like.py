@@ -52,7 +52,7 @@ import io
 import logging
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +114,8 @@ class SurveyModel:
     # (objects,) the survey's PEAKMJD is its brightest observation's time; empty: a fitted peak
     peak_at_brightest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     vega_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (bands,) AB - band's own; empty: AB
+    # SN Ia host dust A_V ~ Exponential(ia_av_tau), mag; None: BayeSN W22's population (sed_ia.py)
+    ia_av_tau: float | None = None
 
     def flux_limits(self) -> np.ndarray:
         """(objects,) the selection limit each borrowed sequence carries: the SELECTION_QUANTILE
@@ -151,7 +153,9 @@ class SurveyModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, letters=self.letters, names=self.names, waves=self.waves, sky_a=self.sky_a,
+        # written only when set, so a model without it keeps the digest it always had
+        extra = {} if self.ia_av_tau is None else {"ia_av_tau": np.array(float(self.ia_av_tau))}
+        np.savez_compressed(buf, **extra, letters=self.letters, names=self.names, waves=self.waves, sky_a=self.sky_a,
                             poisson_b=self.poisson_b, mjd=self.mjd, band=self.band, sky=self.sky,
                             peak=self.peak, z=self.z, mwebv=self.mwebv, origin=self.origin,
                             survey=np.array(self.survey), provenance=np.array(self.provenance, dtype=str),
@@ -169,7 +173,21 @@ class SurveyModel:
                        list(d["provenance"]), d["brightest"] if "brightest" in d else np.zeros(0),
                        d["snr_floor"] if "snr_floor" in d else np.zeros(0),
                        d["peak_at_brightest"] if "peak_at_brightest" in d else np.zeros(0, dtype=bool),
-                       d["vega_offset"] if "vega_offset" in d else np.zeros(0))
+                       d["vega_offset"] if "vega_offset" in d else np.zeros(0),
+                       float(d["ia_av_tau"]) if "ia_av_tau" in d else None)
+
+    def with_ia_dust(self, tau: float | None) -> SurveyModel:
+        """This model with SN Ia host dust A_V ~ Exponential(tau) (None: BayeSN's), recorded
+        in its provenance. Surveys differ in dust: BayeSN's tau_A = 0.252 was fitted to SNe Ia
+        that cosmology samples keep, while targeted nearby searches find more reddened ones."""
+        if tau is None:
+            return self
+        if not (np.isfinite(tau) and 0 < tau <= 5):
+            raise SimulationError(f"--ia-dust-tau must be a host A_V scale in mag, above 0 and at most 5 "
+                                  f"(got {tau})")
+        note = (f"SN Ia host dust: A_V ~ Exponential({tau:g}) mag (--ia-dust-tau), instead of BayeSN W22's "
+                "0.252")
+        return replace(self, ia_av_tau=float(tau), provenance=[*self.provenance, note])
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()

@@ -186,10 +186,11 @@ class SNIaSED:
         self._dust_wave = np.linspace(1000.0, 30000.0, 2901)
         self._dust = f99_a_over_av(self._dust_wave, self.r_v)
 
-    def draw(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def draw(self, n: int, rng: np.random.Generator, tau_a: float | None = None) -> dict[str, np.ndarray]:
+        """Population draws; `tau_a` replaces the model's host-dust scale (a survey's own)."""
         nl, nt = len(self.l_knots), len(self.t_knots)
         theta = rng.normal(0.0, 1.0, n)
-        av = rng.exponential(self.tau_a, n)
+        av = rng.exponential(self.tau_a if tau_a is None else tau_a, n)
         dm = rng.normal(0.0, self.sigma0, n)
         e = rng.normal(size=(n, self.l_sigma.shape[0]))
         eps = np.zeros((n, nl, nt))
