@@ -11,8 +11,9 @@ Each object's colour near peak is -2.5 log10 of its median flux in bands at 4,00
 over that at 5,800-7,000 A, observations within 5 d of PEAKMJD (a B - R or g - r proxy, in
 the observer frame). The simulated SNe Ia colours are re-drawn for host dust
 A_V ~ Exponential(tau): colour - k A_V + k A_V', with k the least-squares slope of colour
-on SIM_AV among them. The simulated mix is weighed to F SNe Ia (the other classes in their
-simulated proportions), and the tau whose colour distribution is nearest the data's (the
+on SIM_AV among them (the simulation's SNIa class, whose dust `--ia-dust-tau` sets; its
+91bg-like and Iax SNe stay with the other classes). The simulated mix is weighed to F SNe Ia
+(the other classes in their simulated proportions), and the tau whose colour distribution is nearest the data's (the
 Kolmogorov-Smirnov distance) is printed. The data's types are never read.
 
 The fit needs F because the colours alone cannot tell redder SNe Ia from more red
