@@ -13,8 +13,9 @@ the observer frame). The simulated SNe Ia colours are re-drawn for host dust
 A_V ~ Exponential(tau): colour - k A_V + k A_V', with k the least-squares slope of colour
 on SIM_AV among them (the simulation's SNIa class, whose dust `--ia-dust-tau` sets; its
 91bg-like and Iax SNe stay with the other classes). The simulated mix is weighed to F SNe Ia
-(the other classes in their simulated proportions), and the tau whose colour distribution is nearest the data's (the
-Kolmogorov-Smirnov distance) is printed. The data's types are never read.
+(the other classes in their simulated proportions), and the tau whose colour distribution is
+nearest the data's (the Kolmogorov-Smirnov distance) is printed. The data's types are never
+read.
 
 The fit needs F because the colours alone cannot tell redder SNe Ia from more red
 core-collapse SNe; at the simulation's own mix (mostly core collapse) it would say nothing.
@@ -35,8 +36,9 @@ NEAR_PEAK_DAYS = 5.0
 TAUS = np.round(np.arange(0.20, 1.001, 0.05), 2)
 
 
-def colours(path: str, max_objects: int = 8000) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(colour near peak, is simulated SN Ia, SNID) of the objects where it can be measured."""
+def colours(path: str, simulated: bool, max_objects: int = 8000) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(colour near peak, is SNIa, SNID) of the objects where the colour can be measured; the
+    type only of a simulation (`simulated`), all False for survey data, whose types are not read."""
     col, is_ia, snid = [], [], []
     for unit in discover_paths([path]).units:
         lcs = read_unit(unit)
@@ -48,12 +50,14 @@ def colours(path: str, max_objects: int = 8000) -> tuple[np.ndarray, np.ndarray,
             r = f[near & (w > RED[0]) & (w < RED[1])]
             if len(b) and len(r) and np.median(b) > 0 and np.median(r) > 0:
                 col.append(-2.5 * np.log10(np.median(b) / np.median(r)))
-                # a simulation's own type; read only for SIM (the data's types are not used)
-                is_ia.append(str(row.TYPE_NAME).strip() == "SNIa")
+                is_ia.append(simulated and str(row.TYPE_NAME).strip() == "SNIa")
                 snid.append(str(row.SNID).strip())
         if len(col) > max_objects:
             break
-    return np.array(col), np.array(is_ia), snid
+    if not col:
+        raise SystemExit(f"{path}: no object has observations at 4,000-5,000 A and 5,800-7,000 A "
+                         f"within {NEAR_PEAK_DAYS:g} d of PEAKMJD, so no colour near peak to fit")
+    return np.array(col), np.array(is_ia, dtype=bool), snid
 
 
 def host_av(sim: str) -> dict[str, float]:
@@ -67,9 +71,10 @@ def host_av(sim: str) -> dict[str, float]:
     return out
 
 
-def weighted_cdf(x: np.ndarray, w: np.ndarray, grid: np.ndarray) -> np.ndarray:
+def weighted_cdf(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted values, cumulative weight share at each)."""
     order = np.argsort(x)
-    return np.interp(grid, x[order], np.cumsum(w[order]) / w.sum(), left=0.0, right=1.0)
+    return x[order], np.cumsum(w[order]) / w.sum()
 
 
 def main() -> None:
@@ -78,8 +83,10 @@ def main() -> None:
     ap.add_argument("--sim", required=True)
     ap.add_argument("--ia-fraction", type=float, required=True)
     args = ap.parse_args()
-    data, _, _ = colours(args.data)
-    sim, ia, snid = colours(args.sim)
+    data, _, _ = colours(args.data, simulated=False)
+    sim, ia, snid = colours(args.sim, simulated=True)
+    if not ia.any():
+        raise SystemExit(f"{args.sim}: no simulated SN Ia with a colour near peak")
     av = host_av(args.sim)
     av_ia = np.array([av[s] for s, i in zip(snid, ia, strict=True) if i])
     k = np.polyfit(av_ia, sim[ia], 1)[0]
@@ -94,9 +101,9 @@ def main() -> None:
         x = np.concatenate([sim[ia] - k * av_ia + k * rng.exponential(tau, ia.sum()), sim[~ia]])
         w = np.concatenate([np.full(ia.sum(), args.ia_fraction / ia.sum()),
                             np.full((~ia).sum(), (1 - args.ia_fraction) / (~ia).sum())])
-        ks = float(np.abs(weighted_cdf(x, w, grid) - data_cdf).max())
-        order = np.argsort(x)
-        qs = np.interp(q, np.cumsum(w[order]) / w.sum(), x[order])
+        xs, cdf = weighted_cdf(x, w)
+        ks = float(np.abs(np.interp(grid, xs, cdf, left=0.0, right=1.0) - data_cdf).max())
+        qs = np.interp(q, cdf, xs)
         print(f"tau {tau:.2f}: KS {ks:.3f}, quantiles {np.round(qs, 2).tolist()}")
         if best is None or ks < best[0]:
             best = (ks, tau)
