@@ -24,7 +24,7 @@ SN Ia (COUNT_AS_IA): yse_dev's three classes leave a 91bg-like SN no place but S
 LOWZ_REAL, "real SNe Ia", holds 91bg-like SNe (2005bl, 2005ke, 2006mr, 2007ax) and SNe Iax
 (2005hk, 2008A, 2008ae, 2008ha, 2009J, 2010ae) alike. `--ia-dust-tau` ('' for BayeSN's
 0.252) is the simulation's SN Ia host-dust scale, by default each set's (IA_DUST_TAU), fitted
-to the set's colours without labels (benchmarks/dust_fit.py). Prints one JSON line per run and
+to the set's colours without labels (`scone fit-dust`). Prints one JSON line per run and
 writes them to <work>/real_data.json.
 """
 
@@ -46,7 +46,7 @@ SCONE = [sys.executable, "-m", "scone_assets.cli"]
 # what each set's labels count as SN Ia beyond the simulation's SNIa (the training's count_as_ia)
 COUNT_AS_IA = {"yse_dev": "SNIa-91bg", "LOWZ_REAL": "SNIa-91bg, SNIax"}
 # each set's SN Ia host-dust scale (`scone simulate --ia-dust-tau`), fitted without labels by
-# benchmarks/dust_fit.py; a set not named keeps BayeSN's 0.252 (yse_dev's fit gives 0.25)
+# `scone fit-dust`; a set not named keeps BayeSN's 0.252 (yse_dev's fit gives 0.25)
 IA_DUST_TAU = {"LOWZ_REAL": 0.55}
 
 

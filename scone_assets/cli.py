@@ -13,6 +13,7 @@ from pathlib import Path
 from scone_assets.config import ConfigError, load_config
 from scone_assets.heatmaps import HeatmapError
 from scone_assets.locking import FolderBusy
+from scone_assets.model.prior import ClassPriorFileError
 from scone_assets.outcome import Exit, Terminated
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.lightcurves import SnanaReadError
@@ -68,6 +69,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"wrote {res.n_written} light curves in {len(res.head_files)} file(s) to {res.folder}{kept}")
     for name, k in sorted(res.counts.items()):
         print(f"  {name}: {k}")
+    return 0
+
+
+def cmd_fit_dust(args: argparse.Namespace) -> int:
+    from scone_assets.simulate import host_dust
+
+    if args.class_prior is not None:
+        from scone_assets.model.prior import read_ia_fraction
+
+        fraction = read_ia_fraction(args.class_prior)
+        print(f"SN Ia fraction {fraction:.3f}, estimated without labels in {args.class_prior}")
+    else:
+        fraction = args.ia_fraction
+    data = host_dust.survey_colours(args.data)
+    sim = host_dust.simulated_colours(args.sim)
+    fit = host_dust.fit_ia_dust(data, sim, fraction)
+    for line in fit.describe():
+        print(line)
+    if args.plot:
+        host_dust.plot_dust_fit(data, sim, fit, args.plot)
+        print(f"plot: {args.plot}")
     return 0
 
 
@@ -271,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="as --like, with the inputs (and band_to_wave) of a SCONE config")
     p.add_argument("--ia-dust-tau", dest="ia_dust_tau", type=float, default=None, metavar="MAG",
                    help="with --like: SN Ia host dust A_V ~ Exponential(MAG) instead of BayeSN's 0.252 "
-                        "(README: fitting it to a survey's colours)")
+                        "(fit it to a survey's colours with `scone fit-dust`)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--per-file", dest="per_file", type=int, default=1000, help="light curves per HEAD/PHOT pair")
     p.add_argument("--mix", default=None, help="class fractions, e.g. SNIa=0.5,SNII=0.3,SNIbc=0.2")
@@ -280,6 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a different simulation in --out")
     _common(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("fit-dust", help="fit a survey's SN Ia host-dust scale (--ia-dust-tau) to its colours")
+    p.add_argument("--data", nargs="+", required=True, metavar="DATA", help="the survey's light curves, as --like")
+    p.add_argument("--sim", required=True, help="a `scone simulate --like DATA` folder")
+    share = p.add_mutually_exclusive_group(required=True)
+    share.add_argument("--ia-fraction", dest="ia_fraction", type=float, default=None, metavar="F",
+                       help="the survey's SN Ia fraction, estimated without labels")
+    share.add_argument("--class-prior", dest="class_prior", default=None, metavar="JSON",
+                       help="take it from a <predictions>.class_prior.json (a model trained on SIM, "
+                            "run on DATA with class_prior: data)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write the colour distributions and the fit")
+    _common(p)
+    p.set_defaults(func=cmd_fit_dust)
 
     p = sub.add_parser("heatmaps", help="make GP heatmaps (SCONE's create_heatmaps step)")
     p.add_argument("--config_path", required=True)
@@ -323,7 +358,7 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-USER_ERRORS = (ConfigError, SnanaReadError, SimulationError, HeatmapError, FolderBusy)
+USER_ERRORS = (ConfigError, SnanaReadError, SimulationError, HeatmapError, FolderBusy, ClassPriorFileError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,35 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCONE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+YSE_LABEL_KEYS = ("SNTYPE", "SPEC_CLASS", "SPEC_CLASS_BROAD", "PARSNIP_PRED", "PARSNIP_CONF", "SUPERRAENN_PRED",
+                  "SUPERRAENN_CONF")
+
+
+def scrambled_yse(yse: Path, dest: Path) -> Path:
+    """A copy of yse_dev with its types, spectroscopic classes and other classifiers'
+    outputs shuffled between objects and labels.csv emptied: what never to read."""
+    import shutil
+
+    shutil.copytree(yse, dest)
+    (dest / "labels.csv").write_text("SNID,TYPE,IS_IA,REDSHIFT_FINAL\n")
+    files = sorted(dest.glob("*.snana.dat"))
+    texts = [f.read_text().splitlines() for f in files]
+    values = {k: [ln for lines in texts for ln in lines if ln.startswith(k + ":")] for k in YSE_LABEL_KEYS}
+    assert len(values["SPEC_CLASS"]) == 144 and len(values["PARSNIP_PRED"]) == 144
+    rng = np.random.default_rng(0)
+    shuffled = {k: list(rng.permutation(v)) for k, v in values.items()}
+    changed = 0
+    for f, lines in zip(files, texts, strict=True):
+        new = []
+        for ln in lines:
+            k = next((k for k in YSE_LABEL_KEYS if ln.startswith(k + ":")), None)
+            new.append(shuffled[k].pop() if k else ln)
+        changed += new != lines
+        f.write_text("\n".join(new) + "\n")
+    assert changed > 100
+    return dest
+
+
 def shared(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

@@ -14,8 +14,8 @@ def test_code_location_loads():
 
     assert isinstance(defs, dg.Definitions)
     # 3 per partition set, balanced_catalog, trained_model, promoted_model, predictions, and
-    # the survey_like group's 4
-    assert len(list(defs.resolve_all_asset_specs())) == 14
+    # the survey_like group's 5
+    assert len(list(defs.resolve_all_asset_specs())) == 15
 
 
 def test_dg_check_defs(tmp_path):

@@ -120,31 +120,9 @@ def test_like_yse_matches_the_survey(yse_like):
 
 def test_like_never_reads_labels_and_is_deterministic(yse_like, tmp_path):
     yse, res = yse_like
-    scrambled = tmp_path / "yse_scrambled"
-    shutil.copytree(yse, scrambled)
-    (scrambled / "labels.csv").write_text("SNID,TYPE,IS_IA,REDSHIFT_FINAL\n")
-    files = sorted(scrambled.glob("*.snana.dat"))
-    keys = ("SNTYPE", "SPEC_CLASS", "SPEC_CLASS_BROAD", "PARSNIP_PRED", "PARSNIP_CONF", "SUPERRAENN_PRED",
-            "SUPERRAENN_CONF")
-    rng = np.random.default_rng(0)
-    values = {k: [] for k in keys}
-    texts = [f.read_text().splitlines() for f in files]
-    for lines in texts:
-        for ln in lines:
-            for k in keys:
-                if ln.startswith(k + ":"):
-                    values[k].append(ln)
-    assert len(values["SPEC_CLASS"]) == 144 and len(values["PARSNIP_PRED"]) == 144
-    shuffled = {k: list(rng.permutation(v)) for k, v in values.items()}
-    changed = 0
-    for f, lines in zip(files, texts, strict=True):
-        new = []
-        for ln in lines:
-            k = next((k for k in keys if ln.startswith(k + ":")), None)
-            new.append(shuffled[k].pop() if k else ln)
-        changed += new != lines
-        f.write_text("\n".join(new) + "\n")
-    assert changed > 100
+    from conftest import scrambled_yse
+
+    scrambled = scrambled_yse(yse, tmp_path / "yse_scrambled")
     again = simulate(tmp_path / "YSE_LIKE", 600, seed=3, per_file=300, jobs=2, progress=False,
                      like=model_from_inputs([str(scrambled)]))
     for a, b in zip(sorted(res.folder.glob("*.FITS")), sorted(again.folder.glob("*.FITS")), strict=True):

@@ -10,6 +10,7 @@ from conftest import shared
 
 from scone_assets.definitions import build_defs
 from scone_assets.defs.partitions import SURVEY_DATA
+from scone_assets.simulate.host_dust import TAUS
 
 LIKE_ASSETS = ["like_simulation", "like_heatmaps", "like_model"]
 GRID = "num_mjd_bins: 60\n"  # a coarser time grid keeps the test short; the same for both roles
@@ -66,6 +67,8 @@ def test_the_like_flow_is_in_the_code_location_with_its_lineage():
     assert ancestors == {"like_heatmaps", "like_simulation", "survey_files"}
     preds = {k.to_user_string() for k in graph.get(dg.AssetKey("like_predictions")).parent_keys}
     assert preds == {"survey_heatmaps", "like_model"}  # the survey's own heatmaps, by the like model
+    dust = {k.to_user_string() for k in graph.get(dg.AssetKey("like_host_dust")).parent_keys}
+    assert dust == {"like_simulation", "like_predictions"}  # the survey's colours against its simulation's
     assert defs.resolve_job_def("like_job") and defs.resolve_job_def("like_predict_job")
     for asset in (*LIKE_ASSETS, "like_predictions"):  # each step follows the one before it
         assert graph.get(dg.AssetKey(asset)).automation_condition.get_label() == "eager"
@@ -120,6 +123,22 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     table = pd.read_csv(pred["file"], dtype={"SNID": str})
     assert len(table) == 40 and table.SNID.is_unique and table.PROB_SCONE.between(0, 1).all()
     assert pred["model_dir"] == str(scone.local_root() / "like" / "trained_model")
+
+    # the survey's own SN Ia host dust, fitted to its colours against the simulation's
+    res = materialize(defs, instance, ["like_host_dust"])
+    assert res.success
+    dust = meta(instance, "like_host_dust")
+    assert dust["data_colours"] == 35  # of the 40 light curves, those observed in g and r near peak
+    assert dust["in_use_tau"] == 0.55 and dust["survey_partitions"] == [key]
+    assert dust["fitted_tau"] in TAUS and 0.0 < dust["ia_fraction"] < 1.0
+    assert dust["ia_fraction_from"] == "EM on the P(Ia) of 40 light curves (the model assumed 0.50)"
+    assert "host_dust" in dust and "best: --ia-dust-tau" in dust["fit"]
+    check = next(e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
+    evaluation = check.event_specific_data
+    assert evaluation.check_name == "dust_in_use_matches_the_fit"
+    assert evaluation.passed == (abs(dust["fitted_tau"] - 0.55) <= 0.1 + 1e-9)
+    assert dust["advice"].startswith("set the scone resource's like_ia_dust_tau" if not evaluation.passed
+                                     else "the scale in use fits")
 
 
 def test_too_little_survey_data_fails_with_the_library_message(tmp_path):

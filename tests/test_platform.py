@@ -54,7 +54,7 @@ def test_definitions_load_with_every_concern(platform):
     assert set(specs) == {
         "training_files", "training_catalog", "training_heatmaps", "survey_files", "survey_catalog",
         "survey_heatmaps", "balanced_catalog", "trained_model", "promoted_model", "predictions",
-        "like_simulation", "like_heatmaps", "like_model", "like_predictions"}
+        "like_simulation", "like_heatmaps", "like_model", "like_predictions", "like_host_dust"}
     # each asset is partitioned over the set it applies to, and only that one
     by_set = {a: (s.partitions_def.name if s.partitions_def else None) for a, s in specs.items()}
     assert {a for a, n in by_set.items() if n == TRAINING_SIMS} == {

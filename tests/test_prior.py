@@ -49,3 +49,29 @@ def test_em_from_training_fractions_and_categorical():
     out, prior = estimate(post, ["SNII", "SNIa", "SNIbc"], categorical=True)
     assert out.shape == (20000, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
     assert prior.estimated == pytest.approx((0.6, 0.3, 0.1), abs=0.03)
+
+
+def test_the_sn_ia_fraction_from_p_ia_and_from_a_written_estimate(tmp_path):
+    """What `scone fit-dust` and `like_host_dust` take F from."""
+    import json
+
+    from scone_assets.model.folder import ModelMeta
+    from scone_assets.model.prior import ClassPriorFileError, estimate_ia_fraction, read_ia_fraction
+
+    _, p = calibrated_sample(7000, 3000)
+    assert estimate_ia_fraction(p) == pytest.approx(0.70, abs=0.015)
+    # the same light curves, their P(Ia) re-weighed as by a model that assumed 0.8 SNe Ia
+    p8 = reweigh(np.column_stack([1 - p, p]), np.array([0.5, 0.5]), np.array([0.2, 0.8]))[:, 1]
+    assert estimate_ia_fraction(p8, 0.8) == pytest.approx(estimate_ia_fraction(p), abs=1e-6)
+    assert ModelMeta(["nonIa", "SNIa"], False, False, (32, 180), output_prior=[0.2, 0.8]).assumed_ia_fraction() == 0.8
+    assert ModelMeta(["SNII", "SNIa", "SNIbc"], True, False, (32, 180)).assumed_ia_fraction() == pytest.approx(1 / 3)
+
+    _, prior = estimate(p, ["nonIa", "SNIa"], categorical=False)
+    path = tmp_path / "predictions.class_prior.json"
+    path.write_text(json.dumps(prior.to_dict()))
+    assert read_ia_fraction(path) == pytest.approx(prior.estimated[1], abs=1e-6)
+    path.write_text(json.dumps({"classes": ["SNII", "SNIbc"], "estimated": [0.4, 0.6]}))
+    with pytest.raises(ClassPriorFileError, match="no estimated fraction of the class SNIa"):
+        read_ia_fraction(path)
+    with pytest.raises(ClassPriorFileError, match="not a class-prior estimate"):
+        read_ia_fraction(tmp_path / "missing.json")

@@ -5,7 +5,9 @@ like_predictions (per `survey_data` partition). The simulation takes from the su
 what `scone simulate --like` takes (never its types); the heatmaps, the training and the
 predictions are the library's, with the train config's settings, so the lineage shows
 which survey (and which partitions of it) a model was made for. Each step follows the one
-before it by its AutomationCondition (evaluated by `automation_sensor`). Everything is written
+before it by its AutomationCondition (evaluated by `automation_sensor`). like_host_dust,
+materialized by hand, fits the survey's SN Ia host dust to its colours (`scone fit-dust`)
+and warns when the simulation's differs. Everything is written
 under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
 `like_seed`, `like_num_epochs`, and `like_ia_dust_tau` for the survey's SN Ia host dust).
 """
@@ -266,3 +268,88 @@ def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
         "model_dir": dg.MetadataValue.path(str(model_dir)), "model_survey": made_for["survey"],
         "model_run_id": event.run_id if event else "unknown",
         "partition_in_model_survey": in_survey})
+
+
+DUST_TOLERANCE = 0.1  # mag of tau_A: a fit this far from the scale in use says to re-simulate
+host_dust_spec = dg.AssetCheckSpec(
+    "dust_in_use_matches_the_fit", asset="like_host_dust",
+    description=f"the like simulation's SN Ia host-dust scale is within {DUST_TOLERANCE} mag of the "
+                "one fitted to the survey's colours")
+
+
+def _survey_ia_fraction(scone: SconeResource, keys: list[str], model_dir: Path) -> tuple[float, str]:
+    """(the survey's SN Ia fraction, how it was estimated), without labels, from the like
+    predictions of `keys`: their class-prior files with `class_prior: data`, else EM on
+    their P(Ia) (model/prior.py), as `class_prior: data` would."""
+    from scone_assets.model.folder import read_meta
+    from scone_assets.model.predict import CLASS_PRIOR_SUFFIX
+    from scone_assets.model.prior import estimate_ia_fraction, read_ia_fraction
+
+    cfg = scone.config("predict")
+    files = [like_root(scone) / "predictions" / f"{k}.csv" for k in keys]
+    missing = [k for k, f in zip(keys, files, strict=True) if not scone.pull(f)]
+    if missing:
+        raise dg.Failure(f"like_predictions are not materialized for {', '.join(missing)}")
+    tables = [pd.read_csv(f, usecols=[cfg.prob_column_name]) for f in files]
+    if cfg.class_prior == "data":  # the probabilities are already re-weighed: take the estimates
+        priors = [f.with_suffix(CLASS_PRIOR_SUFFIX) for f in files]
+        n = np.array([len(t) for t in tables], float)
+        fraction = float(np.dot(n, [read_ia_fraction(p) for p in priors]) / n.sum())
+        return fraction, f"class_prior: data estimates of {len(keys)} partition(s), weighed by light curves"
+    assumed = read_meta(model_dir).assumed_ia_fraction()
+    p = np.concatenate([t[cfg.prob_column_name].to_numpy(float) for t in tables])
+    return estimate_ia_fraction(p, assumed), f"EM on the P(Ia) of {len(p)} light curves (the model assumed {assumed:.2f})"
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, deps=[like_simulation, like_predictions],
+          check_specs=[host_dust_spec],
+          description="The survey's SN Ia host-dust scale fitted to its colours near peak, without "
+                      "labels (scone fit-dust): the like simulation weighed to the SN Ia fraction "
+                      "the like model estimates for the survey.")
+def like_host_dust(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.MaterializeResult:
+    from scone_assets.model.train import default_model_dir
+    from scone_assets.simulate import host_dust
+    from scone_assets.simulate.classes import SimulationError
+    from scone_assets.simulate.sed_ia import model as sn_ia_model
+    from scone_assets.snana.read import read_unit
+
+    made_for = _made_for(scone)
+    keys = made_for["partitions"]
+    fraction, how = _survey_ia_fraction(scone, keys, default_model_dir(like_config(scone)))
+    context.log.info(f"SN Ia fraction of the survey data: {fraction:.3f} ({how})")
+    cfg = scone.config("predict")
+    units = {u.key: u for u in scone.units("predict")}
+    gone = [k for k in keys if k not in units]
+    if gone:
+        raise dg.Failure(f"partition(s) {', '.join(gone)}: no input unit under the predict config's inputs any more")
+    sim_folder = Path(made_for["simulation"])
+    scone.pull(sim_folder)
+    try:
+        data = host_dust.colours_of((read_unit(units[k], cfg) for k in keys), ", ".join(keys))
+        sim = host_dust.simulated_colours(sim_folder)
+        fit = host_dust.fit_ia_dust(data, sim, fraction)
+    except (SimulationError, SnanaReadError) as exc:
+        raise dg.Failure(description=str(exc)) from None
+    for line in fit.describe():
+        context.log.info(line)
+    in_use = scone.like_ia_dust_tau if scone.like_ia_dust_tau is not None else sn_ia_model().tau_a
+    png = like_root(scone) / "host_dust.png"
+    host_dust.plot_dust_fit(data, sim, fit, png)
+    scone.push(png)
+    off = abs(fit.tau - in_use) > DUST_TOLERANCE + 1e-9
+    advice = (f"set the scone resource's like_ia_dust_tau to {fit.tau:.2f} and materialize like_simulation "
+              "again" if off else "the scale in use fits the survey's colours")
+    if off:
+        context.log.warning(f"the survey's colours want SN Ia host dust tau_A {fit.tau:.2f}, the like "
+                            f"simulation used {in_use:.3f}: {advice}")
+    check = dg.AssetCheckResult(
+        check_name=host_dust_spec.name, passed=not off, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"fitted_tau": fit.tau, "in_use_tau": round(in_use, 3), "tolerance": DUST_TOLERANCE})
+    return dg.MaterializeResult(
+        metadata={"ia_fraction": round(fraction, 3), "ia_fraction_from": how, "fitted_tau": fit.tau,
+                  "in_use_tau": round(in_use, 3), "advice": advice, "data_colours": fit.n_data,
+                  "sim_colours": fit.n_sim, "at_edge_of_grid": fit.at_edge,
+                  "fit": dg.MetadataValue.md("\n".join(f"- {x}" for x in fit.describe())),
+                  "survey_partitions": dg.MetadataValue.json(keys),
+                  **picture_metadata(png, "colours near peak: survey data vs like simulation", "host_dust")},
+        check_results=[check])

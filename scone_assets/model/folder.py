@@ -166,6 +166,11 @@ class ModelMeta:
     count_as_ia: list[str] = field(default_factory=list)  # heatmap classes it learnt as SN Ia (config key)
     made_by: str = MADE_BY_US  # or MADE_BY_SCONE*: a folder SCONE wrote, its meta read off the network
 
+    def assumed_ia_fraction(self) -> float:
+        """The SN Ia share its outputs assume (output_prior; equal classes in older folders)."""
+        prior = self.output_prior or [1.0 / len(self.classes)] * len(self.classes)
+        return float(sum(p for c, p in zip(self.classes, prior, strict=True) if c == "SNIa"))
+
     def to_json(self) -> str:
         data = asdict(self)
         data["shape"] = list(self.shape)

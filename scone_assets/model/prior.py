@@ -14,7 +14,9 @@ as the calibration of the probabilities on this data (calibration.py).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +44,29 @@ class ClassPrior:
         was = ", ".join(f"{c} {x:.3f}" for c, x in zip(self.classes, self.assumed, strict=True))
         return (f"class fractions of these {self.n} light curves, estimated from them: {est} (the model "
                 f"assumed {was}; EM, {self.iterations} iterations{'' if self.converged else ', not converged'})")
+
+
+class ClassPriorFileError(ValueError):
+    """A class-prior file that cannot be read; the message names it."""
+
+
+def read_ia_fraction(path: str | Path) -> float:
+    """The estimated SN Ia fraction in a `<predictions>.class_prior.json` (`class_prior: data`)."""
+    try:
+        d = json.loads(Path(path).read_text())
+        classes, est = list(d["classes"]), [float(x) for x in d["estimated"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClassPriorFileError(f"{path}: not a class-prior estimate ({exc})") from None
+    if "SNIa" not in classes or len(est) != len(classes):
+        raise ClassPriorFileError(f"{path}: no estimated fraction of the class SNIa (classes: {classes})")
+    return est[classes.index("SNIa")]
+
+
+def estimate_ia_fraction(p_ia: np.ndarray, assumed_ia: float = 0.5) -> float:
+    """The SN Ia fraction of light curves from their P(Ia), which assume `assumed_ia` SNe Ia
+    (the estimate `class_prior: data` makes)."""
+    _, prior = estimate(np.asarray(p_ia, float), ["nonIa", "SNIa"], False, [1.0 - assumed_ia, assumed_ia])
+    return prior.estimated[1]
 
 
 def _as_matrix(probs: np.ndarray, categorical: bool) -> np.ndarray:
