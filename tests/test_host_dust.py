@@ -42,6 +42,16 @@ def test_the_fit_finds_the_scale_a_mix_was_made_with():
     assert dict(fit.ks)[0.25] > 3 * dict(fit.ks)[fit.tau]
     assert fit.fit_quantiles[-1] > fit.sim_quantiles[-1] + 0.2  # the red tail is where it shows
     assert not fit.at_edge
+    # 8,000 colours tell 0.7 from BayeSN's 0.252, not from 0.75
+    assert fit.resolution == pytest.approx(1.36 / np.sqrt(8000))
+    assert fit.rules_out(0.252) and not fit.rules_out(0.75) and not fit.rules_out(0.7)
+    # 40 of those colours: a best scale off by 0.25, but what they can tell is only 0.252 from it
+    few = fit_ia_dust(data[::200], sim, 0.8)
+    assert few.tau == 0.95 and few.resolution == pytest.approx(0.215, abs=0.001)
+    assert few.rules_out(0.252) and not few.rules_out(0.7) and not few.rules_out(0.55)
+    # too few SNe Ia expected among the data's colours: no fit
+    with pytest.raises(SimulationError, match="about 16 of the data's 8000 colours are SNe Ia; the fit needs at least 20"):
+        fit_ia_dust(data, sim, 0.002)
     # far redder than any scale compared: the best is the last, and it says so
     red = np.concatenate([mix(1600, 3.0)[0], rng.normal(0.4, 0.3, 400)])
     edge = fit_ia_dust(red, sim, 0.8)

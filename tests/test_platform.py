@@ -66,7 +66,8 @@ def test_definitions_load_with_every_concern(platform):
     assert automated == {"balanced_catalog", "trained_model", "promoted_model", "predictions",
                          "like_simulation", "like_heatmaps", "like_model", "like_predictions"}
     assert {j.name for j in defs.jobs} == {"training_heatmaps_job", "survey_heatmaps_job", "train_job",
-                                           "predict_job", "like_job", "like_predict_job"}
+                                           "predict_job", "like_job", "like_predict_job",
+                                           "like_dust_job"}
     assert not list(defs.schedules or [])
     assert {s.name for s in defs.sensors} == {"new_inputs_sensor", "automation_sensor"}
     for name in ("new_inputs_sensor", "automation_sensor"):

@@ -30,7 +30,8 @@ def register_partitions(instance: dg.DagsterInstance, keys: dict[Role, list[str]
 def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, keys: dict[Role, list[str]],
                  log=print) -> dict:
     """Heatmaps of every partition, then a model version (promoted if it is not worse), then
-    predictions of every survey partition, then the survey_like flow, each through its named job."""
+    predictions of every survey partition, then the survey_like flow (its dust fit last), each
+    through its named job."""
 
     def run(job_name: str, partition_key: str | None = None):
         job = defs.resolve_job_def(job_name)
@@ -59,6 +60,8 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, keys: dict[
         for key in keys["predict"]:
             log(f"like predictions for {key}")
             run("like_predict_job", key)
+        log("the survey's SN Ia host dust, fitted to its colours")
+        run("like_dust_job")
     meta = instance.get_latest_materialization_event(dg.AssetKey("trained_model")).asset_materialization.metadata
     return {"metrics": {k: meta[k].value for k in ("accuracy", "auc", "purity", "efficiency", "n_test")},
             "checks": checks, "version": meta["version"].value,

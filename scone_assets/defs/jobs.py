@@ -22,6 +22,11 @@ like_job = dg.define_asset_job(
 like_predict_job = dg.define_asset_job(
     "like_predict_job", selection=["like_predictions"],
     description="Classify one survey-data partition with the model made for that survey.")
+like_dust_job = dg.define_asset_job(
+    "like_dust_job", selection=["like_host_dust"],
+    description="Fit the survey's SN Ia host dust to its colours against the like simulation "
+                "(after like predictions of every survey partition).")
 
 HEATMAPS_JOBS = {"train": training_heatmaps_job, "predict": survey_heatmaps_job}
-JOBS = [training_heatmaps_job, survey_heatmaps_job, train_job, predict_job, like_job, like_predict_job]
+JOBS = [training_heatmaps_job, survey_heatmaps_job, train_job, predict_job, like_job, like_predict_job,
+        like_dust_job]

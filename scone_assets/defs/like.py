@@ -274,7 +274,7 @@ DUST_TOLERANCE = 0.1  # mag of tau_A: a fit this far from the scale in use says 
 host_dust_spec = dg.AssetCheckSpec(
     "dust_in_use_matches_the_fit", asset="like_host_dust",
     description=f"the like simulation's SN Ia host-dust scale is within {DUST_TOLERANCE} mag of the "
-                "one fitted to the survey's colours")
+                "one fitted to the survey's colours, or the data cannot tell them apart")
 
 
 def _survey_ia_fraction(scone: SconeResource, keys: list[str], model_dir: Path) -> tuple[float, str]:
@@ -283,7 +283,7 @@ def _survey_ia_fraction(scone: SconeResource, keys: list[str], model_dir: Path) 
     their P(Ia) (model/prior.py), as `class_prior: data` would."""
     from scone_assets.model.folder import read_meta
     from scone_assets.model.predict import CLASS_PRIOR_SUFFIX
-    from scone_assets.model.prior import estimate_ia_fraction, read_ia_fraction
+    from scone_assets.model.prior import ClassPriorFileError, estimate_ia_fraction, read_ia_fraction
 
     cfg = scone.config("predict")
     files = [like_root(scone) / "predictions" / f"{k}.csv" for k in keys]
@@ -294,7 +294,10 @@ def _survey_ia_fraction(scone: SconeResource, keys: list[str], model_dir: Path) 
     if cfg.class_prior == "data":  # the probabilities are already re-weighed: take the estimates
         priors = [f.with_suffix(CLASS_PRIOR_SUFFIX) for f in files]
         n = np.array([len(t) for t in tables], float)
-        fraction = float(np.dot(n, [read_ia_fraction(p) for p in priors]) / n.sum())
+        try:
+            fraction = float(np.dot(n, [read_ia_fraction(p) for p in priors]) / n.sum())
+        except ClassPriorFileError as exc:  # predictions made before class_prior: data was set
+            raise dg.Failure(description=f"{exc}; materialize like_predictions again") from None
         return fraction, f"class_prior: data estimates of {len(keys)} partition(s), weighed by light curves"
     assumed = read_meta(model_dir).assumed_ia_fraction()
     p = np.concatenate([t[cfg.prob_column_name].to_numpy(float) for t in tables])
@@ -324,32 +327,44 @@ def like_host_dust(context: dg.AssetExecutionContext, scone: SconeResource) -> d
         raise dg.Failure(f"partition(s) {', '.join(gone)}: no input unit under the predict config's inputs any more")
     sim_folder = Path(made_for["simulation"])
     scone.pull(sim_folder)
+    in_use = scone.like_ia_dust_tau if scone.like_ia_dust_tau is not None else sn_ia_model().tau_a
+    common = {"ia_fraction": round(fraction, 3), "ia_fraction_from": how, "in_use_tau": round(in_use, 3),
+              "survey_partitions": dg.MetadataValue.json(keys)}
     try:
         data = host_dust.colours_of((read_unit(units[k], cfg) for k in keys), ", ".join(keys))
         sim = host_dust.simulated_colours(sim_folder)
         fit = host_dust.fit_ia_dust(data, sim, fraction)
-    except (SimulationError, SnanaReadError) as exc:
+    except SnanaReadError as exc:
         raise dg.Failure(description=str(exc)) from None
+    except SimulationError as exc:  # nothing to fit with: said in the UI, the flow before it stands
+        context.log.warning(f"not fitted: {exc}")
+        return dg.MaterializeResult(
+            metadata=common | {"not_fitted": str(exc)},
+            check_results=[dg.AssetCheckResult(check_name=host_dust_spec.name, passed=False,
+                                               severity=dg.AssetCheckSeverity.WARN,
+                                               metadata={"not_fitted": str(exc)})])
     for line in fit.describe():
         context.log.info(line)
-    in_use = scone.like_ia_dust_tau if scone.like_ia_dust_tau is not None else sn_ia_model().tau_a
     png = like_root(scone) / "host_dust.png"
     host_dust.plot_dust_fit(data, sim, fit, png)
     scone.push(png)
-    off = abs(fit.tau - in_use) > DUST_TOLERANCE + 1e-9
-    advice = (f"set the scone resource's like_ia_dust_tau to {fit.tau:.2f} and materialize like_simulation "
-              "again" if off else "the scale in use fits the survey's colours")
+    off = abs(fit.tau - in_use) > DUST_TOLERANCE + 1e-9 and fit.rules_out(in_use)
     if off:
+        advice = f"set the scone resource's like_ia_dust_tau to {fit.tau:.2f} and materialize like_simulation again"
         context.log.warning(f"the survey's colours want SN Ia host dust tau_A {fit.tau:.2f}, the like "
                             f"simulation used {in_use:.3f}: {advice}")
+    elif abs(fit.tau - in_use) > DUST_TOLERANCE + 1e-9:
+        advice = (f"the data cannot tell {in_use:.3f} from the fitted {fit.tau:.2f} (KS {fit.ks_at(in_use):.3f} "
+                  f"against {fit.ks_at(fit.tau):.3f}, noise {fit.resolution:.3f}): keep it")
+    else:
+        advice = "the scale in use fits the survey's colours"
     check = dg.AssetCheckResult(
         check_name=host_dust_spec.name, passed=not off, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"fitted_tau": fit.tau, "in_use_tau": round(in_use, 3), "tolerance": DUST_TOLERANCE})
+        metadata={"fitted_tau": fit.tau, "in_use_tau": round(in_use, 3), "tolerance": DUST_TOLERANCE,
+                  "advice": advice})
     return dg.MaterializeResult(
-        metadata={"ia_fraction": round(fraction, 3), "ia_fraction_from": how, "fitted_tau": fit.tau,
-                  "in_use_tau": round(in_use, 3), "advice": advice, "data_colours": fit.n_data,
-                  "sim_colours": fit.n_sim, "at_edge_of_grid": fit.at_edge,
-                  "fit": dg.MetadataValue.md("\n".join(f"- {x}" for x in fit.describe())),
-                  "survey_partitions": dg.MetadataValue.json(keys),
-                  **picture_metadata(png, "colours near peak: survey data vs like simulation", "host_dust")},
+        metadata=common | {
+            "fitted_tau": fit.tau, "advice": advice, "data_colours": fit.n_data, "sim_colours": fit.n_sim,
+            "at_edge_of_grid": fit.at_edge, "fit": dg.MetadataValue.md("\n".join(f"- {x}" for x in fit.describe())),
+            **picture_metadata(png, "colours near peak: survey data vs like simulation", "host_dust")},
         check_results=[check])

@@ -102,7 +102,7 @@ def score(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path) -
         for i, c in enumerate(meta.classes):
             table[class_column(config.prob_column_name, c)] = np.asarray(probs)[:, i]
     if prior is not None:
-        table.attrs[CLASS_PRIOR_ATTR] = prior
+        table.attrs[CLASS_PRIOR_ATTR] = prior.to_dict()  # plain JSON, which Parquet can store
     return table
 
 
@@ -123,7 +123,7 @@ def predict(config: SconeConfig, catalog: HeatmapCatalog, model_dir: str | Path,
         skipped.to_csv(tmp, index=False)
     prior_file = path.with_suffix(CLASS_PRIOR_SUFFIX)
     if CLASS_PRIOR_ATTR in table.attrs:
-        atomic_write_text(prior_file, json.dumps(table.attrs[CLASS_PRIOR_ATTR].to_dict(), indent=1))
+        atomic_write_text(prior_file, json.dumps(table.attrs[CLASS_PRIOR_ATTR], indent=1))
     elif prior_file.exists():  # an earlier run's, with class_prior: data: it does not describe these
         prior_file.unlink()
     log.info("predictions for %d light curves in %s (%d skipped)", len(table), path, len(skipped))

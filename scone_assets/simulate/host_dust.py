@@ -15,7 +15,8 @@ whose dust `--ia-dust-tau` sets; 91bg-like and Iax SNe stay with the other class
 re-drawn for A_V ~ Exponential(tau) along the simulation's own colour-A_V slope, the mix is
 weighed to F SNe Ia (the other classes in their simulated proportions), and the tau whose
 colour distribution is nearest the data's by the Kolmogorov-Smirnov distance is the fit.
-The survey's types are never read.
+Differences in that distance under 1.36 / sqrt(data colours) are the data's noise, so a
+scale is only ruled out beyond it. The survey's types are never read.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ NEAR_PEAK_DAYS = 5.0
 TAUS = tuple(float(t) for t in np.round(np.arange(0.20, 1.001, 0.05), 2))  # the scales compared
 QUANTILES = (0.5, 0.75, 0.9, 0.95)  # reported: the red tail is where the scales differ
 MAX_SIM_COLOURS = 8000  # enough for a KS distance to 0.02; reading more costs minutes
-MIN_COLOURS = 20
+MIN_COLOURS = 20  # of the data, of the simulation's SNe Ia, and of the data's SNe Ia expected at F
+KS_95 = 1.36  # the KS distance a sample of n tells from its parent 95% of the time is ~1.36 / sqrt(n)
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,35 @@ class DustFit:
     fit_quantiles: tuple[float, ...]  # the simulation at `tau`, weighed to F
     at_edge: bool  # the best scale is the first or last of TAUS: the data may want one beyond
 
+    def ks_at(self, tau: float) -> float:
+        """The KS distance at the compared scale nearest `tau`."""
+        return min(self.ks, key=lambda tk: abs(tk[0] - tau))[1]
+
+    @property
+    def resolution(self) -> float:
+        """Differences in KS distance smaller than this are the data's noise (95%)."""
+        return KS_95 / np.sqrt(self.n_data)
+
+    def rules_out(self, tau: float) -> bool:
+        """Whether the data's colours are nearer the fit than the simulation at `tau` by more
+        than their noise: a reason to simulate again at the fitted scale."""
+        return self.ks_at(tau) - self.ks_at(self.tau) > self.resolution
+
     def describe(self) -> list[str]:
         q = "/".join(f"{x:.0%}" for x in QUANTILES)
 
         def qs(v: tuple[float, ...]) -> str:
             return " / ".join(f"{x:.2f}" for x in v)
 
-        best_ks = dict(self.ks)[self.tau]
+        best_ks = self.ks_at(self.tau)
         lines = [f"colours near peak: {self.n_data} in the data, {self.n_sim} in the simulation "
                  f"({self.n_sim_ia} SNe Ia, colour per mag of A_V {self.slope:.3f}); "
                  f"simulation weighed to {self.ia_fraction:.2f} SNe Ia",
                  f"quantiles {q}: data {qs(self.data_quantiles)}; simulation {qs(self.sim_quantiles)}; "
                  f"at tau {self.tau:.2f} {qs(self.fit_quantiles)}",
                  "KS distance by tau: " + ", ".join(f"{t:.2f} {k:.3f}" for t, k in self.ks),
-                 f"best: --ia-dust-tau {self.tau:.2f} (KS {best_ks:.3f})"]
+                 f"best: --ia-dust-tau {self.tau:.2f} (KS {best_ks:.3f}; differences under "
+                 f"{self.resolution:.3f} are the data's noise)"]
         if self.at_edge:
             lines.append(f"warning: {self.tau:.2f} is at the edge of the scales compared "
                          f"({TAUS[0]:.2f}-{TAUS[-1]:.2f}); the data may want one beyond it")
@@ -171,6 +188,11 @@ def fit_ia_dust(data: np.ndarray, sim: SimColours, ia_fraction: float, seed: int
     are nearest the data's."""
     if not 0.0 < ia_fraction <= 1.0:
         raise SimulationError(f"the SN Ia fraction must be in (0, 1], not {ia_fraction!r}")
+    if ia_fraction * len(data) < MIN_COLOURS:
+        raise SimulationError(
+            f"at an SN Ia fraction of {ia_fraction:.2f}, about {ia_fraction * len(data):.0f} of the data's "
+            f"{len(data)} colours are SNe Ia; the fit needs at least {MIN_COLOURS} (an estimate near 0 "
+            "comes from a model that finds no SNe Ia in the data: check it first)")
     if ia_fraction < 1.0 and not (~sim.is_ia).any():
         raise SimulationError("the simulation holds only SNe Ia; weighing it to an SN Ia fraction under 1 "
                               "needs other classes")
