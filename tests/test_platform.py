@@ -269,9 +269,10 @@ def test_remote_output_root(tmp_path, monkeypatch):
     simulate(tmp_path / "data" / "D", 20, survey="des", seed=8, per_file=20, jobs=1, progress=False)
     (tmp_path / "train.yml").write_text(f"input_path: {tmp_path / 'sims' / 'R'}\nnum_epochs: 25\nseed: 2\n")
     (tmp_path / "predict.yml").write_text(f"input_path: {tmp_path / 'data' / 'D'}\nmode: predict\n"
-                                          f"trained_model: {tmp_path}/unused\n")
+                                          f"trained_model: {tmp_path}/unused\nclass_prior: data\n")
     root = "memory://scone-remote-test/out"
-    defs = build_defs(str(tmp_path / "train.yml"), str(tmp_path / "predict.yml"), root, jobs=1)
+    defs = build_defs(str(tmp_path / "train.yml"), str(tmp_path / "predict.yml"), root, jobs=1, like_n=200,
+                      like_num_epochs=2)
     instance = dg.DagsterInstance.ephemeral()
     keys = defs.resources["scone"].partition_keys()
     assert keys == {"train": ["R-0001", "R-0002"], "predict": ["D-0001"]}
@@ -290,6 +291,16 @@ def test_remote_output_root(tmp_path, monkeypatch):
     assert run_job(defs, instance, "predict_job", "D-0001").success
     with mem.open("/scone-remote-test/out/predict/predictions.csv", "rb") as fh:
         assert len(pd.read_csv(fh)) == 20
+
+    # the like flow too: its predictions with what predict wrote beside them, fetched back by the dust fit
+    assert run_job(defs, instance, "like_job").success
+    assert run_job(defs, instance, "like_predict_job", "D-0001").success
+    like = "/scone-remote-test/out/like/predictions/D-0001"
+    assert all(mem.exists(like + suffix) for suffix in (".csv", ".skipped.csv", ".class_prior.json"))
+    shutil.rmtree(tmp_path / "staging")
+    assert run_job(defs, instance, "like_dust_job").success
+    dust = instance.get_latest_materialization_event(dg.AssetKey("like_host_dust")).asset_materialization.metadata
+    assert dust["ia_fraction_from"].value == "class_prior: data estimates of 1 partition(s), weighed by light curves"
 
 
 def test_input_roots_are_resource_fields(tmp_path):

@@ -242,7 +242,7 @@ def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Ma
           description="Predictions of one survey-data partition by the model made for that survey.")
 def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
                      survey_heatmaps: HeatmapSet) -> dg.Output[pd.DataFrame]:
-    from scone_assets.model.predict import predict
+    from scone_assets.model.predict import CLASS_PRIOR_SUFFIX, predict
     from scone_assets.model.train import default_model_dir
 
     unit = context.partition_key
@@ -256,7 +256,9 @@ def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
         table = predict(cfg, survey_heatmaps.catalog(), model_dir, target)
     except ConfigError as exc:
         raise dg.Failure(description=str(exc)) from None
-    scone.push(target)
+    for staged in (target, target.with_suffix(".skipped.csv"), target.with_suffix(CLASS_PRIOR_SUFFIX)):
+        if staged.exists():  # what predict wrote beside them goes to a remote output root too
+            scone.push(staged)
     in_survey = context.partition_key in made_for["partitions"]
     if not in_survey:  # data that landed after the model: said, not hidden
         context.log.warning(f"{context.partition_key} was not in the survey data the like model "
@@ -293,6 +295,8 @@ def _survey_ia_fraction(scone: SconeResource, keys: list[str], model_dir: Path) 
     tables = [pd.read_csv(f, usecols=[cfg.prob_column_name]) for f in files]
     if cfg.class_prior == "data":  # the probabilities are already re-weighed: take the estimates
         priors = [f.with_suffix(CLASS_PRIOR_SUFFIX) for f in files]
+        for p in priors:
+            scone.pull(p)
         n = np.array([len(t) for t in tables], float)
         try:
             fraction = float(np.dot(n, [read_ia_fraction(p) for p in priors]) / n.sum())
