@@ -82,6 +82,9 @@ def cmd_fit_dust(args: argparse.Namespace) -> int:
         print(f"SN Ia fraction {fraction:.3f}, estimated without labels in {args.class_prior}")
     else:
         fraction = args.ia_fraction
+    warning = host_dust.made_like(args.sim, args.data)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     data = host_dust.survey_colours(args.data)
     sim = host_dust.simulated_colours(args.sim)
     fit = host_dust.fit_ia_dust(data, sim, fraction)

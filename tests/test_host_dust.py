@@ -81,9 +81,11 @@ def test_fit_dust_on_lowz_real_wants_more_dust_than_bayesn(lowz_like, tmp_path):
     prior.write_text(json.dumps({"classes": ["nonIa", "SNIa"], "assumed": [0.5, 0.5],
                                  "estimated": [0.1, 0.9]}))
     png = tmp_path / "fit.png"
-    res = subprocess.run([*CLI, "fit-dust", "--data", str(lowz), "--sim", str(sim), "--class-prior", str(prior),
-                          "--plot", str(png)], capture_output=True, text=True, timeout=600)
+    # the data spelt otherwise than when simulated: still the same data
+    res = subprocess.run([*CLI, "fit-dust", "--data", f"{lowz}/../{lowz.name}", "--sim", str(sim),
+                          "--class-prior", str(prior), "--plot", str(png)], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
+    assert "warning" not in res.stderr
     out = res.stdout
     assert "SN Ia fraction 0.900, estimated without labels" in out
     assert "colours near peak: 254 in the data" in out  # LOWZ_REAL objects observed in B/g and R/r near peak
@@ -118,6 +120,8 @@ def test_fit_dust_on_yse_keeps_bayesn_and_never_reads_types(tmp_path):
 
 
 def test_fit_dust_refuses_what_it_cannot_fit(lowz_like, tmp_path):
+    from conftest import shared
+
     lowz, sim = lowz_like
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -139,6 +143,15 @@ def test_fit_dust_refuses_what_it_cannot_fit(lowz_like, tmp_path):
     assert res.returncode == 2 and "one of the arguments --ia-fraction --class-prior is required" in res.stderr
     res = run("--data", str(tmp_path / "nowhere"), "--sim", str(sim), "--ia-fraction", "0.9")
     assert res.returncode == 2 and "nowhere" in res.stderr
+    # a --like simulation of other data
+    yse = shared("yse_dev")
+    res = run("--data", str(yse), "--sim", str(sim), "--ia-fraction", "0.66")
+    assert res.returncode == 2 and f"{sim} was simulated like other data than {yse}" in res.stderr
+    # a SNANA simulation: taken as made for the survey, with a warning; this one holds only SNe Ia
+    des = shared("snana_fits", "DES_SIM")
+    res = run("--data", str(des), "--sim", str(des), "--ia-fraction", "0.5")
+    assert f"warning: {des} is not a `scone simulate --like` simulation" in res.stderr
+    assert res.returncode == 2 and "the simulation holds only SNe Ia" in res.stderr
 
 
 def test_a_simulation_without_sn_ia_colours_is_refused(tmp_path):

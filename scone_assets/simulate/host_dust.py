@@ -168,6 +168,23 @@ def simulated_colours(folder: str | Path, max_colours: int = MAX_SIM_COLOURS) ->
     return sim
 
 
+def made_like(sim: str | Path, data_paths: Sequence[str]) -> str | None:
+    """SimulationError when `sim` is a `scone simulate --like` simulation of other data than
+    `data_paths`; a warning to show when it is not a `--like` simulation at all (a SNANA one
+    made for the survey can serve, but nothing here can tell); None when it is of these data."""
+    from scone_assets.simulate.like import SurveyModel, model_from_inputs
+    from scone_assets.simulate.run import LIKE_MODEL
+
+    saved = Path(sim) / LIKE_MODEL
+    if not saved.exists():
+        return (f"{sim} is not a `scone simulate --like` simulation: the fit takes it to observe as the "
+                "survey does (its bands, cadence, depth and redshifts)")
+    if not SurveyModel.load(saved).same_data(model_from_inputs(list(data_paths))):
+        raise SimulationError(f"{sim} was simulated like other data than {', '.join(data_paths)}; "
+                              "simulate --like these data first")
+    return None
+
+
 def _weighted(sim: SimColours, tau: float | None, ia_fraction: float, slope: float,
               seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted colours, cumulative weight at each) of the simulation weighed to `ia_fraction`

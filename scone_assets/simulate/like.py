@@ -192,6 +192,13 @@ class SurveyModel:
     def digest(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
 
+    def same_data(self, other: SurveyModel) -> bool:
+        """Whether both were taken from the same light curves: what the data gave, not how
+        their paths were spelt or which options the simulation had."""
+        return all(np.array_equal(np.asarray(getattr(self, k)), np.asarray(getattr(other, k)),
+                                  equal_nan=np.asarray(getattr(self, k)).dtype.kind == "f")
+                   for k in ("letters", "waves", "mjd", "band", "peak", "z", "mwebv", "brightest"))
+
 
 def fit_error_model(flux: np.ndarray, err: np.ndarray) -> tuple[float, float]:
     """(a, b) of err^2 = a^2 + b * max(flux, 0): a from the faintest fifth of the
