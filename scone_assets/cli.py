@@ -82,10 +82,11 @@ def cmd_fit_dust(args: argparse.Namespace) -> int:
         print(f"SN Ia fraction {fraction:.3f}, estimated without labels in {args.class_prior}")
     else:
         fraction = args.ia_fraction
-    warning = host_dust.made_like(args.sim, args.data)
+    config = load_config(args.data_config) if args.data_config else None
+    warning = host_dust.made_like(args.sim, args.data, config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    data = host_dust.survey_colours(args.data)
+    data = host_dust.survey_colours(args.data, config)
     sim = host_dust.simulated_colours(args.sim)
     fit = host_dust.fit_ia_dust(data, sim, fraction)
     for line in fit.describe():
@@ -307,7 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("fit-dust", help="fit a survey's SN Ia host-dust scale (--ia-dust-tau) to its colours")
-    p.add_argument("--data", nargs="+", required=True, metavar="DATA", help="the survey's light curves, as --like")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", nargs="+", default=None, metavar="DATA", help="the survey's light curves, as --like")
+    data.add_argument("--data-config", dest="data_config", default=None,
+                      help="as --data, with the inputs (and band_to_wave) of a SCONE config, as --like-config")
     p.add_argument("--sim", required=True, help="a `scone simulate --like DATA` folder")
     share = p.add_mutually_exclusive_group(required=True)
     share.add_argument("--ia-fraction", dest="ia_fraction", type=float, default=None, metavar="F",

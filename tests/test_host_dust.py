@@ -98,6 +98,14 @@ def test_fit_dust_on_lowz_real_wants_more_dust_than_bayesn(lowz_like, tmp_path):
     assert ks[0.25] > 2 * ks[best]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
+    # the same data named by a SCONE config's inputs (as --like-config): the same fit
+    config = tmp_path / "data.yml"
+    config.write_text(f"input_path: {lowz}\n")
+    res = subprocess.run([*CLI, "fit-dust", "--data-config", str(config), "--sim", str(sim), "--ia-fraction", "0.9"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == out.splitlines()[-2]  # the best line, before the plot's
+
 
 def test_fit_dust_on_yse_keeps_bayesn_and_never_reads_types(tmp_path):
     from conftest import scrambled_yse, shared

@@ -128,12 +128,18 @@ def colours_of(lightcurves: Iterable[LightCurves], where: str) -> np.ndarray:
     return np.array(out)
 
 
-def survey_colours(paths: Sequence[str]) -> np.ndarray:
-    """`colours_of` the survey data in `paths` (folders or files, as `--like` takes them)."""
-    found = discover_paths(list(paths))
+def survey_colours(paths: Sequence[str] | None = None, config=None) -> np.ndarray:
+    """`colours_of` the survey data in `paths` (folders or files, as `--like` takes them), or
+    in a SCONE config's inputs, read with its `band_to_wave` (as `--like-config`)."""
+    from scone_assets.snana.read import discover
+
+    found = discover(config) if config is not None else discover_paths(list(paths or []))
     if found.errors:
         raise found.errors[0]
-    return colours_of((read_unit(u) for u in found.units), ", ".join(paths))
+    where = ", ".join(paths or []) or "the config's inputs"
+    if not found.units:
+        raise SimulationError(f"no SNANA light curves in {where}")
+    return colours_of((read_unit(u, config) for u in found.units), where)
 
 
 def simulated_colours(folder: str | Path, max_colours: int = MAX_SIM_COLOURS) -> SimColours:
@@ -168,10 +174,11 @@ def simulated_colours(folder: str | Path, max_colours: int = MAX_SIM_COLOURS) ->
     return sim
 
 
-def made_like(sim: str | Path, data_paths: Sequence[str]) -> str | None:
+def made_like(sim: str | Path, data_paths: Sequence[str] | None = None, config=None) -> str | None:
     """SimulationError when `sim` is a `scone simulate --like` simulation of other data than
-    `data_paths`; a warning to show when it is not a `--like` simulation at all (a SNANA one
-    made for the survey can serve, but nothing here can tell); None when it is of these data."""
+    `data_paths` (or the config's inputs); a warning to show when it is not a `--like`
+    simulation at all (a SNANA one made for the survey can serve, but nothing here can tell);
+    None when it is of these data."""
     from scone_assets.simulate.like import SurveyModel, model_from_inputs
     from scone_assets.simulate.run import LIKE_MODEL
 
@@ -179,9 +186,9 @@ def made_like(sim: str | Path, data_paths: Sequence[str]) -> str | None:
     if not saved.exists():
         return (f"{sim} is not a `scone simulate --like` simulation: the fit takes it to observe as the "
                 "survey does (its bands, cadence, depth and redshifts)")
-    if not SurveyModel.load(saved).same_data(model_from_inputs(list(data_paths))):
-        raise SimulationError(f"{sim} was simulated like other data than {', '.join(data_paths)}; "
-                              "simulate --like these data first")
+    if not SurveyModel.load(saved).same_data(model_from_inputs(list(data_paths or []), config)):
+        raise SimulationError(f"{sim} was simulated like other data than "
+                              f"{', '.join(data_paths or []) or 'the config inputs'}; simulate --like these data first")
     return None
 
 
