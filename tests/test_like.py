@@ -460,3 +460,24 @@ def test_ia_dust_tau_sets_the_sn_ia_host_dust_and_is_recorded(yse_like, tmp_path
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "--ia-dust-tau sets a --like simulation's SN Ia host dust" in res.stderr
     assert not (tmp_path / "PRESET").exists()
+
+
+def test_like_config_takes_the_configs_inputs(yse_like, lowz_real, tmp_path):
+    """`--like-config`: the survey data named by a SCONE config's inputs give the same survey
+    model as the same data named on the command line (`SurveyModel.same_data`)."""
+    from scone_assets.simulate.like import SurveyModel
+    from scone_assets.simulate.run import LIKE_MODEL
+
+    yse, res = yse_like
+    config = tmp_path / "predict.yml"
+    config.write_text(f"input_path: {yse}\nmode: predict\ntrained_model: {tmp_path / 'model'}\n")
+    out = tmp_path / "CFG_LIKE"
+    run = subprocess.run([*CLI, "simulate", "--out", str(out), "--like-config", str(config), "--n", "50",
+                          "--per-file", "50", "--jobs", "1", "--mix", "SNIa=1"], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "survey model from 144 real light curves" in run.stdout and "wrote 50 light curves" in run.stdout
+    saved = SurveyModel.load(out / LIKE_MODEL)
+    assert saved.same_data(SurveyModel.load(res.folder / LIKE_MODEL))
+    assert saved.digest() != SurveyModel.load(res.folder / LIKE_MODEL).digest()  # the sources are named otherwise
+    assert not saved.same_data(model_from_inputs([str(lowz_real)]))
