@@ -16,7 +16,10 @@ re-drawn for A_V ~ Exponential(tau) along the simulation's own colour-A_V slope,
 weighed to F SNe Ia (the other classes in their simulated proportions), and the tau whose
 colour distribution is nearest the data's by the Kolmogorov-Smirnov distance is the fit.
 Differences in that distance under 1.36 / sqrt(data colours) are the data's noise, so a
-scale is only ruled out beyond it. The survey's types are never read.
+scale is only ruled out beyond it. Re-drawing keeps the objects the simulation selected, so
+the selection that more dust would bring is not redone: a simulation made at the fitted
+scale, fitted again, checks it (LOWZ_REAL's gives the same scale, BENCHMARKS.md). The
+survey's types are never read.
 """
 
 from __future__ import annotations
@@ -27,16 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from scone_assets.config import SconeConfig
 from scone_assets.simulate.classes import SimulationError
 from scone_assets.snana.fits_read import read_fits_head
 from scone_assets.snana.lightcurves import LightCurves
-from scone_assets.snana.read import discover_paths, read_unit
+from scone_assets.snana.read import discover, discover_paths, read_unit
 
 BLUE, RED = (4000.0, 5000.0), (5800.0, 7000.0)  # A: a B or g band, an R or r band
 NEAR_PEAK_DAYS = 5.0
 TAUS = tuple(float(t) for t in np.round(np.arange(0.20, 1.001, 0.05), 2))  # the scales compared
 QUANTILES = (0.5, 0.75, 0.9, 0.95)  # reported: the red tail is where the scales differ
-MAX_SIM_COLOURS = 8000  # enough for a KS distance to 0.02; reading more costs minutes
+MAX_SIM_COLOURS = 8000  # KS noise 1.36 / sqrt(8000) = 0.015, well under any survey sample's
 MIN_COLOURS = 20  # of the data, of the simulation's SNe Ia, and of the data's SNe Ia expected at F
 KS_95 = 1.36  # the KS distance a sample of n tells from its parent 95% of the time is ~1.36 / sqrt(n)
 
@@ -128,11 +132,9 @@ def colours_of(lightcurves: Iterable[LightCurves], where: str) -> np.ndarray:
     return np.array(out)
 
 
-def survey_colours(paths: Sequence[str] | None = None, config=None) -> np.ndarray:
+def survey_colours(paths: Sequence[str] | None = None, config: SconeConfig | None = None) -> np.ndarray:
     """`colours_of` the survey data in `paths` (folders or files, as `--like` takes them), or
     in a SCONE config's inputs, read with its `band_to_wave` (as `--like-config`)."""
-    from scone_assets.snana.read import discover
-
     found = discover(config) if config is not None else discover_paths(list(paths or []))
     if found.errors:
         raise found.errors[0]
@@ -174,7 +176,8 @@ def simulated_colours(folder: str | Path, max_colours: int = MAX_SIM_COLOURS) ->
     return sim
 
 
-def made_like(sim: str | Path, data_paths: Sequence[str] | None = None, config=None) -> str | None:
+def made_like(sim: str | Path, data_paths: Sequence[str] | None = None,
+              config: SconeConfig | None = None) -> str | None:
     """SimulationError when `sim` is a `scone simulate --like` simulation of other data than
     `data_paths` (or the config's inputs); a warning to show when it is not a `--like`
     simulation at all (a SNANA one made for the survey can serve, but nothing here can tell);
