@@ -5,7 +5,7 @@ estimated, without labels, from the set classified), scored under `class_prior_d
 
     .venv/bin/python benchmarks/real_data.py [--n 20000] [--epochs 60] [--work /tmp/scone_real]
         [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3'] [--redshift no] [--seed 1]
-        [--count-as-ia 'SNIa-91bg, SNIax'] [--ia-dust-tau 0.55]
+        [--count-as-ia 'SNIa-91bg, SNIax'] [--ia-dust-tau 0.55 | fit]
 
 For each real set (yse_dev: typed YSE DR1 light curves; LOWZ_REAL: real SNe Ia) and with
 and without redshift, it runs the commands a user would:
@@ -24,7 +24,11 @@ SN Ia (COUNT_AS_IA): yse_dev's three classes leave a 91bg-like SN no place but S
 LOWZ_REAL, "real SNe Ia", holds 91bg-like SNe (2005bl, 2005ke, 2006mr, 2007ax) and SNe Iax
 (2005hk, 2008A, 2008ae, 2008ha, 2009J, 2010ae) alike. `--ia-dust-tau` ('' for BayeSN's
 0.252) is the simulation's SN Ia host-dust scale, by default each set's (IA_DUST_TAU), fitted
-to the set's colours without labels (`scone fit-dust`). Prints one JSON line per run and
+to the set's colours without labels (`scone fit-dust`); `--ia-dust-tau fit` fits it in the
+run, as a user would: a first pass at BayeSN's dust (simulate, train without redshift,
+predict with `class_prior: data`) under <work>/dust_first_pass, then `scone fit-dust` with
+that estimate (picture: <work>/<set>_dust_fit.png), then the runs at the fitted scale; the
+fit and the first pass's scores are in each result's `dust_fit`. Prints one JSON line per run and
 writes them to <work>/real_data.json.
 """
 
@@ -125,6 +129,24 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
             "minutes": {"simulate": t_sim / 60, "train": t_train / 60, "predict": t_pred / 60}}
 
 
+def fitted_dust(name: str, data: Path, work: Path, n: int, epochs: int, extra: str, seed: int,
+                count_as_ia: str) -> dict:
+    """The user's first pass for `--ia-dust-tau fit`: a simulation at BayeSN's dust, a model
+    trained on it (no redshift), its `class_prior: data` estimate of the set's SN Ia
+    fraction, and `scone fit-dust` with it. Labels are read only to score the first pass."""
+    first = work / "dust_first_pass"
+    first.mkdir(parents=True, exist_ok=True)
+    res = one(name, data, first, n, epochs, False, extra, seed, count_as_ia, None)
+    prior = first / f"{name}_no_z_predictions_class_prior" / "predictions.class_prior.json"
+    out = subprocess.run([*SCONE, "fit-dust", "--data", str(data), "--sim", str(first / f"{name}_LIKE"),
+                          "--class-prior", str(prior), "--plot", str(work / f"{name}_dust_fit.png")],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"scone fit-dust exited {out.returncode}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    tau = float(out.stdout.split("best: --ia-dust-tau ")[1].split()[0])
+    return {"tau": tau, "fit": out.stdout.strip().splitlines(), "first_pass": res}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
@@ -136,7 +158,9 @@ def main() -> None:
     ap.add_argument("--count-as-ia", default=None,
                     help="classes trained as SN Ia (count_as_ia); '' none; default: each set's (COUNT_AS_IA)")
     ap.add_argument("--ia-dust-tau", default=None,
-                    help="SN Ia host-dust scale of the simulations; '' BayeSN's; default: each set's (IA_DUST_TAU)")
+                    help="SN Ia host-dust scale of the simulations; '' BayeSN's; 'fit' fitted by a first pass "
+                         "(simulate, train, predict with class_prior: data, scone fit-dust); default: each "
+                         "set's (IA_DUST_TAU)")
     ap.add_argument("--redshift", choices=("both", "no", "yes"), default="both",
                     help="train without redshift, with it, or both (default)")
     args = ap.parse_args()
@@ -145,10 +169,19 @@ def main() -> None:
     paths = {"yse_dev": SHARED / "yse_dev", "LOWZ_REAL": SHARED / "snana_fits" / "LOWZ_REAL"}
     results = []
     for name in args.sets.split(","):
+        count_as_ia = COUNT_AS_IA[name] if args.count_as_ia is None else args.count_as_ia
+        dust_fit = None
+        if args.ia_dust_tau == "fit":
+            dust_fit = fitted_dust(name, paths[name], work, args.n, args.epochs, args.extra_config, args.seed,
+                                   count_as_ia)
+            tau = dust_fit["tau"]
+        else:
+            tau = IA_DUST_TAU.get(name) if args.ia_dust_tau is None else float(args.ia_dust_tau or 0) or None
         for with_z in {"both": (False, True), "no": (False,), "yes": (True,)}[args.redshift]:
             res = one(name, paths[name], work, args.n, args.epochs, with_z, args.extra_config, args.seed,
-                      COUNT_AS_IA[name] if args.count_as_ia is None else args.count_as_ia,
-                      IA_DUST_TAU.get(name) if args.ia_dust_tau is None else float(args.ia_dust_tau or 0) or None)
+                      count_as_ia, tau)
+            if dust_fit is not None:
+                res["dust_fit"] = dust_fit
             print(json.dumps(res), flush=True)
             results.append(res)
     (work / "real_data.json").write_text(json.dumps(results, indent=1))
