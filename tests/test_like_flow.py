@@ -151,6 +151,12 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     assert again["ia_fraction"] == pytest.approx(dust["ia_fraction"], abs=0.002)
     assert again["fitted_tau"] == dust["fitted_tau"]
 
+    # the scale in use is the one the simulation was made with, not the resource's now
+    unset = build_defs(str(tmp_path / "train.yml"), str(predict_yml), str(tmp_path / "out"), jobs=1, like_n=300,
+                       like_num_epochs=2)
+    assert materialize(unset, instance, ["like_host_dust"]).success
+    assert meta(instance, "like_host_dust")["in_use_tau"] == 0.55
+
 
 def test_too_little_survey_data_fails_with_the_library_message(tmp_path):
     defs, instance, key = _platform(tmp_path, 10, like_n=50)

@@ -317,6 +317,8 @@ def like_host_dust(context: dg.AssetExecutionContext, scone: SconeResource) -> d
     from scone_assets.model.train import default_model_dir
     from scone_assets.simulate import host_dust
     from scone_assets.simulate.classes import SimulationError
+    from scone_assets.simulate.like import SurveyModel
+    from scone_assets.simulate.run import LIKE_MODEL
     from scone_assets.simulate.sed_ia import model as sn_ia_model
     from scone_assets.snana.read import read_unit
 
@@ -331,7 +333,9 @@ def like_host_dust(context: dg.AssetExecutionContext, scone: SconeResource) -> d
         raise dg.Failure(f"partition(s) {', '.join(gone)}: no input unit under the predict config's inputs any more")
     sim_folder = Path(made_for["simulation"])
     scone.pull(sim_folder)
-    in_use = scone.like_ia_dust_tau if scone.like_ia_dust_tau is not None else sn_ia_model().tau_a
+    # the scale the simulation was made with (the resource may have changed since)
+    made_with = SurveyModel.load(sim_folder / LIKE_MODEL).ia_av_tau
+    in_use = made_with if made_with is not None else sn_ia_model().tau_a
     common = {"ia_fraction": round(fraction, 3), "ia_fraction_from": how, "in_use_tau": round(in_use, 3),
               "survey_partitions": dg.MetadataValue.json(keys)}
     try:
