@@ -481,3 +481,50 @@ def test_like_config_takes_the_configs_inputs(yse_like, lowz_real, tmp_path):
     assert saved.same_data(SurveyModel.load(res.folder / LIKE_MODEL))
     assert saved.digest() != SurveyModel.load(res.folder / LIKE_MODEL).digest()  # the sources are named otherwise
     assert not saved.same_data(model_from_inputs([str(lowz_real)]))
+
+
+def test_like_pairs_each_sequence_with_its_own_redshift(yse_like, tmp_path):
+    """A simulated object takes the redshift of the real object whose sequence it borrows:
+    yse_dev publishes only detections, so a near object's sequence is long and a far one's
+    short, and random pairs gave light curves shorter than the data's (BENCHMARKS.md)."""
+    from dataclasses import replace
+
+    from scone_assets.simulate.classes import SUBTYPES
+    from scone_assets.simulate.generate import _simulate_batch_like
+    from scone_assets.simulate.like import SurveyModel, draw_redshifts
+
+    yse, res = yse_like
+    model = model_from_inputs([str(yse)])
+    assert len(model.seq_z) == model.n_objects == 144 and np.all(np.isfinite(model.seq_z))
+    np.testing.assert_array_equal(np.sort(model.seq_z), np.sort(model.z))  # the same redshifts, per sequence
+    (tmp_path / "m.npz").write_bytes(model.to_bytes())
+    np.testing.assert_array_equal(SurveyModel.load(tmp_path / "m.npz").seq_z, model.seq_z)
+    assert ("redshifts paired with sequences: a simulated object takes the redshift of the object whose sequence "
+            "it borrows (smoothed), 144 of 144 sequences have one; on the others, a random object's") \
+        in (res.folder / f"{res.version}.README").read_text()
+
+    x = np.log1p(model.z)
+    width = 1.06 * np.std(x) * len(x) ** -0.2  # Silverman's, in ln(1 + z)
+    borrowed = np.random.default_rng(0).integers(0, 144, 20000)
+    z = draw_redshifts(model, 20000, np.random.default_rng(1), borrowed)
+    d = np.log1p(z) - np.log1p(model.seq_z[borrowed])
+    inside = np.log1p(model.seq_z[borrowed]) > np.log1p(0.5 * model.z.min()) + 3 * width  # not reflected
+    assert np.std(d[inside]) == pytest.approx(width, rel=0.05)
+    # the marginal is the data's, smoothed, as without pairing
+    unpaired = draw_redshifts(model, 20000, np.random.default_rng(1))
+    assert np.median(z) == pytest.approx(np.median(unpaired), rel=0.05)
+    # a model saved before sequences had their redshift draws them apart
+    old = replace(model, seq_z=np.zeros(0))
+    np.testing.assert_array_equal(draw_redshifts(old, 20000, np.random.default_rng(1), borrowed), unpaired)
+
+    # in the simulation: the object keeps its sequence's redshift, and so nearly as many observations
+    p = _simulate_batch_like(SUBTYPES["SNIa"], model, 2000, np.random.default_rng(2))
+    own = model.seq_z[p[0]["borrowed"]]
+    assert np.corrcoef(np.log1p(p[0]["z"]), np.log1p(own))[0, 1] > 0.9
+    n_real = np.array([len(obs) for lcs in read_all(yse) for _, obs in lcs.iter_lightcurves()])
+    n_sim = p[5][p[6]].sum(axis=1)  # published observations of the kept SNe Ia
+    p_old = _simulate_batch_like(SUBTYPES["SNIa"], old, 2000, np.random.default_rng(2))
+    n_old = p_old[5][p_old[6]].sum(axis=1)
+    # the longest light curves (90% quantile): data 113, paired 100, unpaired 78
+    assert np.quantile(n_sim, 0.9) > 0.85 * np.quantile(n_real, 0.9) > np.quantile(n_old, 0.9)
+    assert np.quantile(n_sim, 0.75) > np.quantile(n_old, 0.75) + 5

@@ -152,7 +152,7 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     )
 
     pick = rng.integers(0, model.n_objects, n)
-    z = draw_redshifts(model, n, rng)
+    z = draw_redshifts(model, n, rng, pick)
     peak = model.peak[pick] + rng.normal(0, PEAK_JITTER_DAYS, n)
     p = _intrinsic(sub, {"z": z, "peak_mjd": peak, "season_start": peak}, n, rng,
                    mwebv=lambda: rng.choice(model.mwebv, n), deep_fraction=0.0, ia_av_tau=model.ia_av_tau)

@@ -39,8 +39,9 @@ they explode times what the survey keeps (rates.py), unless --mix says otherwise
 A simulated object borrows a random real sequence: it is observed at that object's times
 and in its bands (so in a mix, in one survey's bands), peaks where that object peaked
 (within 2 days), has the sky floor that object had, and the source noise of the fitted
-relation. Its redshift is drawn from the
-data's, smoothed by a kernel in ln(1 + z) of Silverman's width. Types, spectroscopic
+relation. Its redshift is that object's own, smoothed by a kernel in ln(1 + z) of
+Silverman's width (a random object's when it has none), so that a sequence keeps the
+brightness that made it as long as it is. Types, spectroscopic
 classes and other classifiers' outputs in the files are never read: the reader's type
 columns are not used here at all.
 """
@@ -116,6 +117,9 @@ class SurveyModel:
     vega_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (bands,) AB - band's own; empty: AB
     # SN Ia host dust A_V ~ Exponential(ia_av_tau), mag; None: BayeSN W22's population (sed_ia.py)
     ia_av_tau: float | None = None
+    # (objects,) each sequence's own redshift, NaN where it has none; empty: not recorded (older
+    # models), and a simulated object's redshift is then drawn apart from the sequence it borrows
+    seq_z: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def flux_limits(self) -> np.ndarray:
         """(objects,) the selection limit each borrowed sequence carries: the SELECTION_QUANTILE
@@ -160,7 +164,8 @@ class SurveyModel:
                             peak=self.peak, z=self.z, mwebv=self.mwebv, origin=self.origin,
                             survey=np.array(self.survey), provenance=np.array(self.provenance, dtype=str),
                             brightest=self.brightest, snr_floor=self.snr_floor,
-                            peak_at_brightest=self.peak_at_brightest, vega_offset=self.vega_offset)
+                            peak_at_brightest=self.peak_at_brightest, vega_offset=self.vega_offset,
+                            seq_z=self.seq_z)
         return buf.getvalue()
 
     @classmethod
@@ -174,7 +179,8 @@ class SurveyModel:
                        d["snr_floor"] if "snr_floor" in d else np.zeros(0),
                        d["peak_at_brightest"] if "peak_at_brightest" in d else np.zeros(0, dtype=bool),
                        d["vega_offset"] if "vega_offset" in d else np.zeros(0),
-                       float(d["ia_av_tau"]) if "ia_av_tau" in d else None)
+                       float(d["ia_av_tau"]) if "ia_av_tau" in d else None,
+                       d["seq_z"] if "seq_z" in d else np.zeros(0))
 
     def with_ia_dust(self, tau: float | None) -> SurveyModel:
         """This model with SN Ia host dust A_V ~ Exponential(tau) (None: BayeSN's), recorded
@@ -287,7 +293,7 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
     ids, names = _band_ids(found)
     order = sorted(range(len(found)), key=lambda k: (found[k].wave, ids[k]))
     rank = {k: i for i, k in enumerate(order)}
-    seqs, peaks, zs, mw, origin, brightest, n_peak = [], [], [], [], [], [], 0
+    seqs, peaks, zs, seq_z, mw, origin, brightest, n_peak = [], [], [], [], [], [], [], 0
     snr_of: dict[str, list[np.ndarray]] = {}
     at_brightest: dict[str, list[bool]] = {}
     z_from = dict.fromkeys(Z_COLUMNS, 0)
@@ -315,6 +321,7 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
             at_brightest.setdefault(origin[-1], []).append(known and abs(peak - mjd[np.argmax(flux)]) < 0.01)
             mw.append(float(row.MWEBV) if np.isfinite(row.MWEBV) else 0.0)
             z, col = _redshift(row)
+            seq_z.append(z if col else np.nan)
             if col:
                 zs.append(z)
                 z_from[col] += 1
@@ -367,6 +374,9 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
         (f"redshifts of {len(z)} objects (median {np.median(z):.3f}), smoothed in ln(1+z): "
          + ", ".join(f"{c} {n}" for c, n in z_from.items()) + f", none {len(seqs) - len(z)}"
          if len(z) else f"redshifts: none in the data; volumetric default on {DEFAULT_Z[0]}-{DEFAULT_Z[1]}"),
+        *([f"redshifts paired with sequences: a simulated object takes the redshift of the object whose "
+           f"sequence it borrows (smoothed), {len(z)} of {len(seqs)} sequences have one; on the others, a "
+           "random object's"] if len(z) else []),
         f"Milky Way E(B-V): MWEBV of {len(seqs)} objects (median {np.median(mw):.3f})",
         "selection: an object is kept when its brightest observation reaches the "
         f"{SELECTION_QUANTILE:.0%} quantile of the data's brightest observations, per survey: "
@@ -389,7 +399,7 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
                        sky_arr, np.asarray(peaks), z, np.asarray(mw), np.array(origin), "+".join(surveys) or "LIKE",
                        provenance, np.asarray(brightest), np.array([floors[o] for o in origin]),
                        np.array([peak_share[o] >= PEAK_AT_BRIGHTEST_SHARE for o in origin]),
-                       np.array([offsets[k] for k in order]))
+                       np.array([offsets[k] for k in order]), None, np.asarray(seq_z, float))
 
 
 def _limits(origin: np.ndarray, brightest: np.ndarray) -> list[tuple[str, float]]:
@@ -416,7 +426,16 @@ def model_from_inputs(paths: list[str] | None = None, config=None) -> SurveyMode
     return survey_model(read, list(paths or []) or [str(u.files[0]) for u in found.units][:3])
 
 
-def draw_redshifts(model: SurveyModel, n: int, rng: np.random.Generator) -> np.ndarray:
+def draw_redshifts(model: SurveyModel, n: int, rng: np.random.Generator,
+                   borrowed: np.ndarray | None = None) -> np.ndarray:
+    """Redshifts for `n` simulated objects: the data's, smoothed by a kernel in ln(1 + z).
+
+    With `borrowed` (the sequence each object borrows), an object takes the redshift of that
+    sequence's own object where it has one. A survey publishes what it detected, so a near,
+    bright object's sequence is long and a far one's short; paired at random, a far simulated
+    object on a near object's long sequence loses most of it under the survey's floor, and
+    the simulation's light curves come out shorter than the data's. The marginal is the same
+    kernel estimate either way."""
     if not len(model.z):
         from scone_assets.simulate.physics import redshift_sampler
 
@@ -426,7 +445,11 @@ def draw_redshifts(model: SurveyModel, n: int, rng: np.random.Generator) -> np.n
     # Reflected at the floor rather than clipped: clipping piles the kernel's low tail onto
     # one redshift (about a tenth of the draws for a small, nearby survey).
     floor = np.log1p(max(1e-3, 0.5 * model.z.min()))
-    out = rng.choice(x, n) + rng.normal(0, width, n)
+    centre = rng.choice(x, n)
+    if borrowed is not None and len(model.seq_z) == model.n_objects:
+        own = np.log1p(model.seq_z[borrowed])
+        centre = np.where(np.isfinite(own), own, centre)
+    out = centre + rng.normal(0, width, n)
     return np.expm1(np.where(out < floor, 2 * floor - out, out))
 
 
