@@ -399,7 +399,7 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
                        sky_arr, np.asarray(peaks), z, np.asarray(mw), np.array(origin), "+".join(surveys) or "LIKE",
                        provenance, np.asarray(brightest), np.array([floors[o] for o in origin]),
                        np.array([peak_share[o] >= PEAK_AT_BRIGHTEST_SHARE for o in origin]),
-                       np.array([offsets[k] for k in order]), None, np.asarray(seq_z, float))
+                       np.array([offsets[k] for k in order]), seq_z=np.asarray(seq_z, float))
 
 
 def _limits(origin: np.ndarray, brightest: np.ndarray) -> list[tuple[str, float]]:
