@@ -293,7 +293,7 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
     ids, names = _band_ids(found)
     order = sorted(range(len(found)), key=lambda k: (found[k].wave, ids[k]))
     rank = {k: i for i, k in enumerate(order)}
-    seqs, peaks, zs, seq_z, mw, origin, brightest, n_peak = [], [], [], [], [], [], [], 0
+    seqs, peaks, seq_z, mw, origin, brightest, n_peak = [], [], [], [], [], [], 0
     snr_of: dict[str, list[np.ndarray]] = {}
     at_brightest: dict[str, list[bool]] = {}
     z_from = dict.fromkeys(Z_COLUMNS, 0)
@@ -323,7 +323,6 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
             z, col = _redshift(row)
             seq_z.append(z if col else np.nan)
             if col:
-                zs.append(z)
                 z_from[col] += 1
             for k in np.unique(band):
                 per_band[int(k)].append((flux[band == k], err[band == k]))
@@ -351,7 +350,8 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
     peak_share = {o: float(np.mean(v)) for o, v in at_brightest.items()}
     offsets = [ab_minus_own(b.full) for b in found]
     vega = [f"{names[k]} {offsets[k]:+.2f}" for k in order if offsets[k]]
-    z = np.asarray(zs)
+    seq_z = np.asarray(seq_z, float)
+    z = seq_z[np.isfinite(seq_z)]  # the data's redshifts, in the sequences' order
     letters = [ids[k] for k in order]
     waves = [found[k].wave for k in order]
     full = [names[k] for k in order]
@@ -399,7 +399,7 @@ def survey_model(lightcurves: list, sources: list[str]) -> SurveyModel:
                        sky_arr, np.asarray(peaks), z, np.asarray(mw), np.array(origin), "+".join(surveys) or "LIKE",
                        provenance, np.asarray(brightest), np.array([floors[o] for o in origin]),
                        np.array([peak_share[o] >= PEAK_AT_BRIGHTEST_SHARE for o in origin]),
-                       np.array([offsets[k] for k in order]), seq_z=np.asarray(seq_z, float))
+                       np.array([offsets[k] for k in order]), seq_z=seq_z)
 
 
 def _limits(origin: np.ndarray, brightest: np.ndarray) -> list[tuple[str, float]]:
@@ -445,7 +445,7 @@ def draw_redshifts(model: SurveyModel, n: int, rng: np.random.Generator,
     # Reflected at the floor rather than clipped: clipping piles the kernel's low tail onto
     # one redshift (about a tenth of the draws for a small, nearby survey).
     floor = np.log1p(max(1e-3, 0.5 * model.z.min()))
-    centre = rng.choice(x, n)
+    centre = rng.choice(x, n)  # drawn even when paired, so the noise below is the same draws
     if borrowed is not None and len(model.seq_z) == model.n_objects:
         own = np.log1p(model.seq_z[borrowed])
         centre = np.where(np.isfinite(own), own, centre)
