@@ -116,6 +116,23 @@ def test_like_yse_matches_the_survey(yse_like):
     assert ("like: PEAKMJD written as the data's: the brightest observation's time where it is that for at "
             "least 50% of a survey's objects, else the true peak within a day; per survey: YSE 99% at the "
             "brightest observation (brightest observation)") in readme
+    # and how its light curves compare with the data's, each side computed here from its files
+    def shapes(lcs_list) -> dict[str, np.ndarray]:
+        rows = [(len(obs), obs.MJD.min() - row.PEAKMJD, obs.MJD.max() - row.PEAKMJD,
+                 27.5 - 2.5 * np.log10(obs.FLUXCAL.max())) for lcs in lcs_list for row, obs in lcs.iter_lightcurves()]
+        return dict(zip(("n", "first", "last", "mag"), np.array(rows, float).T, strict=True))
+
+    def q(v: np.ndarray, fmt: str) -> str:
+        return " / ".join(format(float(x), fmt) for x in np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9]))
+
+    d, s = shapes(real), shapes(sim)
+    assert len(d["n"]) == 144 and len(s["n"]) == 600
+    assert q(d["n"], ".0f") == "14 / 25 / 46 / 78 / 113"  # yse_dev's, from its files
+    for what, key, fmt in (("observations per light curve", "n", ".0f"),
+                           ("first observation, days from PEAKMJD", "first", ".0f"),
+                           ("last observation, days from PEAKMJD", "last", ".0f"),
+                           ("brightest observation, mag (27.5 - 2.5 log10 FLUXCAL)", "mag", ".2f")):
+        assert f"like:   {what}: data {q(d[key], fmt)}; simulation {q(s[key], fmt)}" in readme, what
 
 
 def test_like_never_reads_labels_and_is_deterministic(yse_like, tmp_path):

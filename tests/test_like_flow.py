@@ -5,6 +5,7 @@ real instance; the lineage, the automation, and too little data failing with the
 import shutil
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import shared
@@ -12,6 +13,7 @@ from conftest import shared
 from scone_assets.definitions import build_defs
 from scone_assets.defs.partitions import SURVEY_DATA
 from scone_assets.simulate.host_dust import TAUS
+from scone_assets.snana.read import discover_paths, read_unit
 
 LIKE_ASSETS = ["like_simulation", "like_heatmaps", "like_model"]
 GRID = "num_mjd_bins: 60\n"  # a coarser time grid keeps the test short; the same for both roles
@@ -102,7 +104,16 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     assert "SN Ia host dust: A_V ~ Exponential(0.55) mag" in sim["taken_from_the_data"]  # the resource's
     assert "types, spectroscopic classes and other classifiers' outputs in the data: not read" \
         in sim["taken_from_the_data"]
-    assert "redshifts" in sim  # the data vs simulation picture
+    assert "redshifts" in sim and "light_curves" in sim  # the data vs simulation pictures
+    table = [line.strip("| ").split(" | ") for line in sim["compared_with_the_data"].splitlines()[4:]]
+    assert [r[0] for r in table] == ["observations per light curve", "first observation, days from PEAKMJD",
+                                     "last observation, days from PEAKMJD",
+                                     "brightest observation, mag (27.5 - 2.5 log10 FLUXCAL)"]
+    # the simulation's column, from its files read here: observations per light curve
+    sim_lcs = [read_unit(u) for u in discover_paths([sim["folder"]]).units]
+    n_obs = np.concatenate([lcs.obs.groupby("SNID").size().to_numpy() for lcs in sim_lcs])
+    assert len(n_obs) == 300
+    assert table[0][2] == " / ".join(f"{x:.0f}" for x in np.quantile(n_obs, [0.1, 0.25, 0.5, 0.75, 0.9]))
     heat = meta(instance, "like_heatmaps")
     assert heat["written"] + sum(heat["skipped"].values()) == 300 and heat["written"] >= 250
     model = meta(instance, "like_model")

@@ -69,9 +69,9 @@ def _made_for(scone: SconeResource) -> dict:
 
 def _redshift_png(data_z: np.ndarray, heads: list[Path], target: Path) -> Path | None:
     """Data vs simulated redshifts, the distribution the simulation was asked to follow."""
-    from astropy.io import fits
+    from scone_assets.simulate.like_report import written_redshifts
 
-    sim_z = np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
+    sim_z = written_redshifts(heads)
     if not len(data_z) or not len(sim_z):
         return None
     import matplotlib
@@ -102,6 +102,12 @@ def like_simulation(context: dg.AssetExecutionContext,
     from scone_assets.locking import FolderBusy
     from scone_assets.simulate.classes import SimulationError
     from scone_assets.simulate.like import survey_model
+    from scone_assets.simulate.like_report import (
+        data_shapes,
+        plot_shapes,
+        shape_table,
+        simulation_shapes,
+    )
     from scone_assets.simulate.run import simulate
     from scone_assets.snana.read import read_unit
 
@@ -150,6 +156,13 @@ def like_simulation(context: dg.AssetExecutionContext,
     png = _redshift_png(model.z, res.head_files, root / "redshifts.png")
     if png is not None:
         metadata |= picture_metadata(png, "redshifts: survey data vs like simulation", "redshifts")
+    data, sim = data_shapes(model), simulation_shapes(res.head_files)
+    metadata["compared_with_the_data"] = dg.MetadataValue.md(
+        "Per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation in its own class mix)\n\n"
+        "| | survey data | like simulation |\n|---|---|---|\n"
+        + "\n".join(f"| {what} | {d} | {s} |" for what, d, s in shape_table(data, sim)))
+    metadata |= picture_metadata(plot_shapes(data, sim, root / "light_curves.png"),
+                                 "light curves: survey data vs like simulation", "light_curves")
     return dg.MaterializeResult(metadata=metadata)
 
 

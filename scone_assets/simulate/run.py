@@ -21,7 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
 from tqdm.auto import tqdm
 
@@ -29,6 +28,7 @@ from scone_assets.atomic import atomic_write_bytes, atomic_write_text, remove_st
 from scone_assets.locking import folder_lock
 from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
 from scone_assets.simulate.generate import class_slots, simulate_file
+from scone_assets.simulate.like_report import report_lines
 from scone_assets.simulate.rates import VOLUMETRIC_RATES, survey_mix
 from scone_assets.simulate.surveys import get_survey
 from scone_assets.snana.write import write_fits_pair, write_list, write_readme
@@ -186,24 +186,9 @@ def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: lis
                                                      for k, v in sorted(params["kept"].items()))]
            if "kept" in params else [])
         + ([f"like: {line}" for line in like.provenance] if like is not None else [])
-        + ([_kept_redshifts(heads, like.z)] if like is not None and len(like.z) else []),
+        + (report_lines(heads, like) if like is not None else []),
     )
     write_list(out, params["version"], [h.name for h in heads])
-
-
-def _kept_redshifts(heads: list[Path], data_z: np.ndarray) -> str:
-    """A README line comparing the written redshifts with the data's: the selection thins
-    the far ones after they are drawn, so the two differ (README, `--like`)."""
-    # every object of a simulation whose data carry redshifts has one, and it is positive
-    # (generate.spectroscopic_redshift)
-    z = np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
-
-    def summary(v: np.ndarray) -> str:
-        lo, mid, hi = np.quantile(v, [0.1, 0.5, 0.9])
-        return f"median {mid:.3f}, 10-90% {lo:.3f}-{hi:.3f}"
-
-    return (f"like: written redshifts: {summary(z)}, against the data's {summary(data_z)} (drawn from the "
-            "data's, then the selection keeps fewer of the far objects)")
 
 
 def simulate(

@@ -1,0 +1,139 @@
+"""How a `--like` simulation compares with the data it was made from, without labels.
+
+Lines for the simulation's README, so that a user sees where the simulated light curves
+differ from the survey's before training on them. Every figure is a distribution over
+light curves, the data's from the survey model (the observations it borrows: placed bands,
+finite values) and the simulation's from the files written. The simulation is in its own
+class mix, the data in theirs, which no label here says: a difference can be the mix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+FLUXCAL_ZP = 27.5  # SNANA's FLUXCAL zero point: mag = 27.5 - 2.5 log10(FLUXCAL)
+_ROWS = (("observations per light curve", "n_obs", ".0f"),
+         ("first observation, days from PEAKMJD", "first", ".0f"),
+         ("last observation, days from PEAKMJD", "last", ".0f"),
+         ("brightest observation, mag (27.5 - 2.5 log10 FLUXCAL)", "brightest_mag", ".2f"))
+
+
+@dataclass(frozen=True)
+class LightCurveShapes:
+    """Per light curve: its observation count, its first and last observation in days from
+    PEAKMJD, and its brightest observation as a magnitude."""
+
+    n_obs: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    brightest_mag: np.ndarray
+
+
+def _mag(fluxcal: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return FLUXCAL_ZP - 2.5 * np.log10(np.where(fluxcal > 0, fluxcal, np.nan))
+
+
+def data_shapes(model) -> LightCurveShapes:
+    """The data's, from a `like.SurveyModel`."""
+    have = model.band >= 0
+    with np.errstate(invalid="ignore"):
+        mjd = np.where(have, model.mjd, np.nan)
+    return LightCurveShapes(have.sum(axis=1).astype(float), np.nanmin(mjd, axis=1) - model.peak,
+                            np.nanmax(mjd, axis=1) - model.peak, _mag(model.brightest))
+
+
+def _phot_of(head: Path) -> Path:
+    return head.with_name(head.name.replace("_HEAD.", "_PHOT."))
+
+
+def simulation_shapes(heads: list[Path]) -> LightCurveShapes:
+    """The simulation's, from its HEAD/PHOT files (1-based PTROBS pointers)."""
+    parts: list[tuple[np.ndarray, ...]] = []
+    for head in heads:
+        h = fits.getdata(head, 1)
+        p = fits.getdata(_phot_of(head), 1)
+        mjd, flux = np.asarray(p["MJD"], float), np.asarray(p["FLUXCAL"], float)
+        lo, hi = np.asarray(h["PTROBS_MIN"], int) - 1, np.asarray(h["PTROBS_MAX"], int)
+        peak = np.asarray(h["PEAKMJD"], float)
+        n, first, last, bright = (np.empty(len(lo)) for _ in range(4))
+        for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
+            n[i] = b - a
+            first[i], last[i] = mjd[a:b].min() - peak[i], mjd[a:b].max() - peak[i]
+            bright[i] = flux[a:b].max()
+        parts.append((n, first, last, bright))
+    n, first, last, bright = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    return LightCurveShapes(n, first, last, _mag(bright))
+
+
+def _quantiles(v: np.ndarray, fmt: str) -> str:
+    v = v[np.isfinite(v)]
+    return " / ".join(format(float(x), fmt) for x in np.quantile(v, QUANTILES)) if len(v) else "none"
+
+
+def shape_lines(data: LightCurveShapes, sim: LightCurveShapes) -> list[str]:
+    """README lines, data against simulation, quantiles 10 / 25 / 50 / 75 / 90%."""
+    head = ("like: compared with the data, per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation "
+            "in its own class mix; the data's types are not read)")
+    return [head] + [f"like:   {what}: data {_quantiles(getattr(data, key), fmt)}; "
+                     f"simulation {_quantiles(getattr(sim, key), fmt)}" for what, key, fmt in _ROWS]
+
+
+def written_redshifts(heads: list[Path]) -> np.ndarray:
+    """The simulation's REDSHIFT_FINAL: every object of a simulation whose data carry
+    redshifts has one, and it is positive (generate.spectroscopic_redshift)."""
+    return np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
+
+
+def redshift_line(heads: list[Path], data_z: np.ndarray) -> str:
+    """A README line comparing the written redshifts with the data's: the selection thins
+    the far ones after they are drawn, so the two differ."""
+    z = written_redshifts(heads)
+
+    def summary(v: np.ndarray) -> str:
+        lo, mid, hi = np.quantile(v, [0.1, 0.5, 0.9])
+        return f"median {mid:.3f}, 10-90% {lo:.3f}-{hi:.3f}"
+
+    return (f"like: written redshifts: {summary(z)}, against the data's {summary(data_z)} (drawn from the "
+            "data's, then the selection keeps fewer of the far objects)")
+
+
+def report_lines(heads: list[Path], model) -> list[str]:
+    """All of it, for a simulation made from `model`."""
+    lines = [redshift_line(heads, model.z)] if len(model.z) else []
+    return lines + shape_lines(data_shapes(model), simulation_shapes(heads))
+
+
+def shape_table(data: LightCurveShapes, sim: LightCurveShapes) -> list[tuple[str, str, str]]:
+    """(what, data's quantiles, simulation's) for a table in the UI."""
+    return [(what, _quantiles(getattr(data, key), fmt), _quantiles(getattr(sim, key), fmt))
+            for what, key, fmt in _ROWS]
+
+
+def plot_shapes(data: LightCurveShapes, sim: LightCurveShapes, target: Path) -> Path:
+    """Four panels, data against simulation, each normalised to its own count: where the
+    simulated light curves are shorter, start later or are brighter than the survey's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3), constrained_layout=True)
+    for ax, (what, key, _) in zip(axes, _ROWS, strict=True):
+        d, s = getattr(data, key), getattr(sim, key)
+        d, s = d[np.isfinite(d)], s[np.isfinite(s)]
+        both = np.concatenate([d, s])
+        bins = np.linspace(*np.quantile(both, [0.005, 0.995]), 30)
+        for v, label in ((d, f"survey data ({len(d)})"), (s, f"like simulation ({len(s)})")):
+            ax.hist(np.clip(v, bins[0], bins[-1]), bins, density=True, histtype="step", lw=2, label=label)
+        ax.set_xlabel(what.split(" (")[0], fontsize=8)
+    axes[0].legend(fontsize=7)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=80)
+    plt.close(fig)
+    return target
