@@ -545,3 +545,29 @@ def test_like_pairs_each_sequence_with_its_own_redshift(yse_like, tmp_path):
     # the longest light curves (90% quantile): data 113, paired 100, unpaired 78
     assert np.quantile(n_sim, 0.9) > 0.85 * np.quantile(n_real, 0.9) > np.quantile(n_old, 0.9)
     assert np.quantile(n_sim, 0.75) > np.quantile(n_old, 0.75) + 5
+
+
+def test_like_report_of_a_model_saved_without_brightest_observations(yse_like, tmp_path):
+    """A survey model saved before it kept each object's brightest observation (an older
+    simulation folder) still gets its comparison: that row says none, the others stand."""
+    import dataclasses
+
+    from scone_assets.simulate.like import SurveyModel
+    from scone_assets.simulate.like_report import (
+        data_shapes,
+        plot_shapes,
+        shape_table,
+        simulation_shapes,
+    )
+    from scone_assets.simulate.run import LIKE_MODEL
+
+    _, res = yse_like
+    model = SurveyModel.load(res.folder / LIKE_MODEL)
+    old = dataclasses.replace(model, brightest=np.zeros(0))
+    sim = simulation_shapes(res.head_files)
+    assert len(sim.n_obs) == 600 and sim.n_obs.min() >= 2
+    full, partial = shape_table(data_shapes(model), sim), shape_table(data_shapes(old), sim)
+    assert full[:3] == partial[:3] and full[0][1] == "14 / 25 / 46 / 78 / 113"
+    assert partial[3][1] == "none" and partial[3][2] == full[3][2] != "none"
+    png = plot_shapes(data_shapes(old), sim, tmp_path / "shapes.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
 """How a `--like` simulation compares with the data it was made from, without labels.
 
-Lines for the simulation's README, so that a user sees where the simulated light curves
-differ from the survey's before training on them. Every figure is a distribution over
+Lines for the simulation's README, a table and a picture for the UI, so that a user sees
+where the simulated light curves differ from the survey's before training on them. Every figure is a distribution over
 light curves, the data's from the survey model (the observations it borrows: placed bands,
 finite values) and the simulation's from the files written. The simulation is in its own
 class mix, the data in theirs, which no label here says: a difference can be the mix.
@@ -64,6 +64,9 @@ def simulation_shapes(heads: list[Path]) -> LightCurveShapes:
         n, first, last, bright = (np.empty(len(lo)) for _ in range(4))
         for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
             n[i] = b - a
+            if b <= a:  # no observation (a kept object has at least two; a stranger's file may not)
+                first[i] = last[i] = bright[i] = np.nan
+                continue
             first[i], last[i] = mjd[a:b].min() - peak[i], mjd[a:b].max() - peak[i]
             bright[i] = flux[a:b].max()
         parts.append((n, first, last, bright))
@@ -80,8 +83,7 @@ def shape_lines(data: LightCurveShapes, sim: LightCurveShapes) -> list[str]:
     """README lines, data against simulation, quantiles 10 / 25 / 50 / 75 / 90%."""
     head = ("like: compared with the data, per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation "
             "in its own class mix; the data's types are not read)")
-    return [head] + [f"like:   {what}: data {_quantiles(getattr(data, key), fmt)}; "
-                     f"simulation {_quantiles(getattr(sim, key), fmt)}" for what, key, fmt in _ROWS]
+    return [head] + [f"like:   {what}: data {d}; simulation {s}" for what, d, s in shape_table(data, sim)]
 
 
 def written_redshifts(heads: list[Path]) -> np.ndarray:
@@ -127,11 +129,13 @@ def plot_shapes(data: LightCurveShapes, sim: LightCurveShapes, target: Path) -> 
     for ax, (what, key, _) in zip(axes, _ROWS, strict=True):
         d, s = getattr(data, key), getattr(sim, key)
         d, s = d[np.isfinite(d)], s[np.isfinite(s)]
-        both = np.concatenate([d, s])
-        bins = np.linspace(*np.quantile(both, [0.005, 0.995]), 30)
+        ax.set_xlabel(what.split(" (")[0], fontsize=8)
+        if not len(d) or not len(s):  # a survey model saved without brightest observations
+            continue
+        lo, hi = np.quantile(np.concatenate([d, s]), [0.005, 0.995])
+        bins = np.linspace(lo, max(hi, lo + 1.0), 30)
         for v, label in ((d, f"survey data ({len(d)})"), (s, f"like simulation ({len(s)})")):
             ax.hist(np.clip(v, bins[0], bins[-1]), bins, density=True, histtype="step", lw=2, label=label)
-        ax.set_xlabel(what.split(" (")[0], fontsize=8)
     axes[0].legend(fontsize=7)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, dpi=80)
