@@ -164,6 +164,11 @@ def test_like_lowz_fits_from_the_cli(lowz_real, tmp_path):
     # writes the true peak within a day
     readme = next(out.glob("*.README")).read_text()
     assert "DES5YR_LOWZ_COMBINED S/N 2.20 (cut)" in readme
+    # the console shows how the simulation compares with the data, as the README does
+    # (LOWZ_REAL's 342 light curves: 20.1 / 34.25 / 72.5 / 144.5 / 239.8 observations)
+    shown = [line.strip() for line in res.stdout.splitlines() if line.startswith("  observations per light curve")]
+    assert len(shown) == 1 and shown[0].startswith("observations per light curve: data 20 / 34 / 72 / 144 / 240; ")
+    assert f"like:   {shown[0]}" in readme
     assert "DES5YR_LOWZ_COMBINED 19% at the brightest observation (true peak)" in readme
     snr = np.concatenate([(lcs.obs.FLUXCAL / lcs.obs.FLUXCALERR).to_numpy() for lcs in sim])
     assert snr.min() >= 2.19
