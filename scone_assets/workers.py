@@ -105,6 +105,7 @@ class WorkerPool:
         if self.ex is None:
             return
         procs = list((self.ex._processes or {}).values())
+        manager = self.ex._executor_manager_thread  # shutdown() forgets it
         if kill:
             for p in procs:
                 if p.is_alive():
@@ -112,6 +113,11 @@ class WorkerPool:
         self.ex.shutdown(wait=not kill, cancel_futures=True)
         for p in procs:
             p.join(timeout=5)
+        # Let the executor's manager thread finish, closing its wake-up pipe, before the
+        # interpreter exits: Python 3.11's exit hook writes to that pipe unlocked, and
+        # racing the close it prints a TypeError traceback after a Ctrl-C (fixed in 3.12).
+        if manager is not None:
+            manager.join(timeout=10)
         self.ex = None
 
     def __enter__(self) -> WorkerPool:

@@ -215,3 +215,25 @@ def test_interrupted_simulate_removes_its_workers_temps_quietly(tmp_path, monkey
     assert temps(out) == [] and caplog.records == []
     with folder_lock(out, what="simulation folder"):
         pass
+
+
+def test_a_killed_pool_leaves_no_executor_thread_for_the_exit_hook():
+    """After `close(kill=True)` (Ctrl-C, SIGTERM) the executor's manager thread has ended and
+    closed its wake-up pipe: Python 3.11's exit hook writes to that pipe without a lock, and
+    racing its close printed a TypeError traceback after a Ctrl-C on a loaded machine."""
+    import concurrent.futures.process as cfp
+
+    from scone_assets.workers import WorkerPool
+
+    pool = WorkerPool(2)
+    busy = pool.submit(time.sleep, 60)
+    workers = pool.pids()
+    manager = pool.ex._executor_manager_thread
+    assert len(workers) == 2 and manager is not None and manager.is_alive()
+    wakeup = cfp._threads_wakeups[manager]
+    t0 = time.time()
+    pool.close(kill=True)
+    assert time.time() - t0 < 10  # the sleeping task was not waited for
+    assert not manager.is_alive() and wakeup._closed
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers)
+    assert busy.done()
