@@ -69,12 +69,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"wrote {res.n_written} light curves in {len(res.head_files)} file(s) to {res.folder}{kept}")
     for name, k in sorted(res.counts.items()):
         print(f"  {name}: {k}")
-    if like is not None:
-        from scone_assets.simulate.like_report import data_shapes, shape_table, simulation_shapes
+    if res.compared is not None:
+        from scone_assets.simulate.like_report import shape_table
 
         print("compared with the data, per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation "
               "in its own class mix):")
-        for what, data, sim in shape_table(data_shapes(like), simulation_shapes(res.head_files)):
+        for what, data, sim in shape_table(res.compared):
             print(f"  {what}: data {data}; simulation {sim}")
     return 0
 

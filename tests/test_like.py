@@ -558,21 +558,16 @@ def test_like_report_of_a_model_saved_without_brightest_observations(yse_like, t
     import dataclasses
 
     from scone_assets.simulate.like import SurveyModel
-    from scone_assets.simulate.like_report import (
-        data_shapes,
-        plot_shapes,
-        shape_table,
-        simulation_shapes,
-    )
+    from scone_assets.simulate.like_report import compare, plot_shapes, shape_table
     from scone_assets.simulate.run import LIKE_MODEL
 
     _, res = yse_like
     model = SurveyModel.load(res.folder / LIKE_MODEL)
-    old = dataclasses.replace(model, brightest=np.zeros(0))
-    sim = simulation_shapes(res.head_files)
-    assert len(sim.n_obs) == 600 and sim.n_obs.min() >= 2
-    full, partial = shape_table(data_shapes(model), sim), shape_table(data_shapes(old), sim)
+    assert res.compared is not None and len(res.compared.sim.n_obs) == 600 and res.compared.sim.n_obs.min() >= 2
+    assert shape_table(compare(res.head_files, model)) == shape_table(res.compared)  # what the README was made of
+    old = compare(res.head_files, dataclasses.replace(model, brightest=np.zeros(0)))
+    full, partial = shape_table(res.compared), shape_table(old)
     assert full[:3] == partial[:3] and full[0][1] == "14 / 25 / 46 / 78 / 113"
     assert partial[3][1] == "none" and partial[3][2] == full[3][2] != "none"
-    png = plot_shapes(data_shapes(old), sim, tmp_path / "shapes.png")
+    png = plot_shapes(old, tmp_path / "shapes.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

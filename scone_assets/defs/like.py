@@ -67,11 +67,9 @@ def _made_for(scone: SconeResource) -> dict:
     return json.loads(path.read_text())
 
 
-def _redshift_png(data_z: np.ndarray, heads: list[Path], target: Path) -> Path | None:
+def _redshift_png(data_z: np.ndarray, sim_z: np.ndarray, target: Path) -> Path | None:
     """Data vs simulated redshifts, the distribution the simulation was asked to follow."""
-    from scone_assets.simulate.like_report import written_redshifts
-
-    sim_z = written_redshifts(heads)
+    data_z, sim_z = data_z[np.isfinite(data_z)], sim_z[np.isfinite(sim_z)]
     if not len(data_z) or not len(sim_z):
         return None
     import matplotlib
@@ -102,12 +100,7 @@ def like_simulation(context: dg.AssetExecutionContext,
     from scone_assets.locking import FolderBusy
     from scone_assets.simulate.classes import SimulationError
     from scone_assets.simulate.like import survey_model
-    from scone_assets.simulate.like_report import (
-        data_shapes,
-        plot_shapes,
-        shape_table,
-        simulation_shapes,
-    )
+    from scone_assets.simulate.like_report import plot_shapes, shape_table
     from scone_assets.simulate.run import simulate
     from scone_assets.snana.read import read_unit
 
@@ -153,15 +146,15 @@ def like_simulation(context: dg.AssetExecutionContext,
         "resumed_files": len(res.resumed_files), "seed": scone.like_seed,
         "folder": dg.MetadataValue.path(str(res.folder)),
     }
-    png = _redshift_png(model.z, res.head_files, root / "redshifts.png")
+    compared = res.compared  # a --like simulation always has it
+    png = _redshift_png(compared.data.redshift, compared.sim.redshift, root / "redshifts.png")
     if png is not None:
         metadata |= picture_metadata(png, "redshifts: survey data vs like simulation", "redshifts")
-    data, sim = data_shapes(model), simulation_shapes(res.head_files)
     metadata["compared_with_the_data"] = dg.MetadataValue.md(
         "Per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation in its own class mix)\n\n"
         "| | survey data | like simulation |\n|---|---|---|\n"
-        + "\n".join(f"| {what} | {d} | {s} |" for what, d, s in shape_table(data, sim)))
-    metadata |= picture_metadata(plot_shapes(data, sim, root / "light_curves.png"),
+        + "\n".join(f"| {what} | {d} | {s} |" for what, d, s in shape_table(compared)))
+    metadata |= picture_metadata(plot_shapes(compared, root / "light_curves.png"),
                                  "light curves: survey data vs like simulation", "light_curves")
     return dg.MaterializeResult(metadata=metadata)
 

@@ -26,12 +26,22 @@ _ROWS = (("observations per light curve", "n_obs", ".0f"),
 @dataclass(frozen=True)
 class LightCurveShapes:
     """Per light curve: its observation count, its first and last observation in days from
-    PEAKMJD, and its brightest observation as a magnitude."""
+    PEAKMJD, its brightest observation as a magnitude, and its redshift (NaN: none)."""
 
     n_obs: np.ndarray
     first: np.ndarray
     last: np.ndarray
     brightest_mag: np.ndarray
+    redshift: np.ndarray
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The data's and a simulation's light curves, side by side (read once, used by the
+    README, the console and the UI)."""
+
+    data: LightCurveShapes
+    sim: LightCurveShapes
 
 
 def _mag(fluxcal: np.ndarray) -> np.ndarray:
@@ -44,8 +54,9 @@ def data_shapes(model) -> LightCurveShapes:
     have = model.band >= 0
     with np.errstate(invalid="ignore"):
         mjd = np.where(have, model.mjd, np.nan)
+    z = model.seq_z if len(model.seq_z) == model.n_objects else model.z  # older models: the list alone
     return LightCurveShapes(have.sum(axis=1).astype(float), np.nanmin(mjd, axis=1) - model.peak,
-                            np.nanmax(mjd, axis=1) - model.peak, _mag(model.brightest))
+                            np.nanmax(mjd, axis=1) - model.peak, _mag(model.brightest), np.asarray(z, float))
 
 
 def _phot_of(head: Path) -> Path:
@@ -53,7 +64,9 @@ def _phot_of(head: Path) -> Path:
 
 
 def simulation_shapes(heads: list[Path]) -> LightCurveShapes:
-    """The simulation's, from its HEAD/PHOT files (1-based PTROBS pointers)."""
+    """The simulation's, from its HEAD/PHOT files (1-based PTROBS pointers). Every object of
+    a simulation whose data carry redshifts has a positive one (generate.spectroscopic_redshift);
+    one whose data carry none writes -9."""
     parts: list[tuple[np.ndarray, ...]] = []
     for head in heads:
         h = fits.getdata(head, 1)
@@ -61,6 +74,7 @@ def simulation_shapes(heads: list[Path]) -> LightCurveShapes:
         mjd, flux = np.asarray(p["MJD"], float), np.asarray(p["FLUXCAL"], float)
         lo, hi = np.asarray(h["PTROBS_MIN"], int) - 1, np.asarray(h["PTROBS_MAX"], int)
         peak = np.asarray(h["PEAKMJD"], float)
+        z = np.asarray(h["REDSHIFT_FINAL"], float)
         n, first, last, bright = (np.empty(len(lo)) for _ in range(4))
         for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
             n[i] = b - a
@@ -69,9 +83,9 @@ def simulation_shapes(heads: list[Path]) -> LightCurveShapes:
                 continue
             first[i], last[i] = mjd[a:b].min() - peak[i], mjd[a:b].max() - peak[i]
             bright[i] = flux[a:b].max()
-        parts.append((n, first, last, bright))
-    n, first, last, bright = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    return LightCurveShapes(n, first, last, _mag(bright))
+        parts.append((n, first, last, bright, np.where(z > 0, z, np.nan)))
+    n, first, last, bright, z = (np.concatenate([p[k] for p in parts]) for k in range(5))
+    return LightCurveShapes(n, first, last, _mag(bright), z)
 
 
 def _quantiles(v: np.ndarray, fmt: str) -> str:
@@ -79,45 +93,33 @@ def _quantiles(v: np.ndarray, fmt: str) -> str:
     return " / ".join(format(float(x), fmt) for x in np.quantile(v, QUANTILES)) if len(v) else "none"
 
 
-def shape_lines(data: LightCurveShapes, sim: LightCurveShapes) -> list[str]:
-    """README lines, data against simulation, quantiles 10 / 25 / 50 / 75 / 90%."""
-    head = ("like: compared with the data, per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation "
-            "in its own class mix; the data's types are not read)")
-    return [head] + [f"like:   {what}: data {d}; simulation {s}" for what, d, s in shape_table(data, sim)]
+def compare(heads: list[Path], model) -> Comparison:
+    """The comparison of a simulation made from `model` (a `like.SurveyModel`)."""
+    return Comparison(data_shapes(model), simulation_shapes(heads))
 
 
-def written_redshifts(heads: list[Path]) -> np.ndarray:
-    """The simulation's REDSHIFT_FINAL: every object of a simulation whose data carry
-    redshifts has one, and it is positive (generate.spectroscopic_redshift)."""
-    return np.concatenate([np.asarray(fits.getdata(h, 1)["REDSHIFT_FINAL"], float) for h in heads])
+def shape_table(c: Comparison) -> list[tuple[str, str, str]]:
+    """(what, data's quantiles, simulation's) per row, for the README, the console and the UI."""
+    return [(what, _quantiles(getattr(c.data, key), fmt), _quantiles(getattr(c.sim, key), fmt))
+            for what, key, fmt in _ROWS]
 
 
-def redshift_line(heads: list[Path], data_z: np.ndarray) -> str:
-    """A README line comparing the written redshifts with the data's: the selection thins
-    the far ones after they are drawn, so the two differ."""
-    z = written_redshifts(heads)
-
+def report_lines(c: Comparison) -> list[str]:
+    """README lines: the written redshifts against the data's (the selection thins the far
+    ones after they are drawn, so the two differ), then the table."""
     def summary(v: np.ndarray) -> str:
         lo, mid, hi = np.quantile(v, [0.1, 0.5, 0.9])
         return f"median {mid:.3f}, 10-90% {lo:.3f}-{hi:.3f}"
 
-    return (f"like: written redshifts: {summary(z)}, against the data's {summary(data_z)} (drawn from the "
-            "data's, then the selection keeps fewer of the far objects)")
+    data_z, sim_z = (z[np.isfinite(z)] for z in (c.data.redshift, c.sim.redshift))
+    lines = [f"like: written redshifts: {summary(sim_z)}, against the data's {summary(data_z)} (drawn from "
+             "the data's, then the selection keeps fewer of the far objects)"] if len(data_z) and len(sim_z) else []
+    head = ("like: compared with the data, per light curve, quantiles 10 / 25 / 50 / 75 / 90% (the simulation "
+            "in its own class mix; the data's types are not read)")
+    return [*lines, head, *(f"like:   {what}: data {d}; simulation {s}" for what, d, s in shape_table(c))]
 
 
-def report_lines(heads: list[Path], model) -> list[str]:
-    """All of it, for a simulation made from `model`."""
-    lines = [redshift_line(heads, model.z)] if len(model.z) else []
-    return lines + shape_lines(data_shapes(model), simulation_shapes(heads))
-
-
-def shape_table(data: LightCurveShapes, sim: LightCurveShapes) -> list[tuple[str, str, str]]:
-    """(what, data's quantiles, simulation's) for a table in the UI."""
-    return [(what, _quantiles(getattr(data, key), fmt), _quantiles(getattr(sim, key), fmt))
-            for what, key, fmt in _ROWS]
-
-
-def plot_shapes(data: LightCurveShapes, sim: LightCurveShapes, target: Path) -> Path:
+def plot_shapes(c: Comparison, target: Path) -> Path:
     """Four panels, data against simulation, each normalised to its own count: where the
     simulated light curves are shorter, start later or are brighter than the survey's."""
     import matplotlib
@@ -127,7 +129,7 @@ def plot_shapes(data: LightCurveShapes, sim: LightCurveShapes, target: Path) -> 
 
     fig, axes = plt.subplots(1, 4, figsize=(13, 3), constrained_layout=True)
     for ax, (what, key, _) in zip(axes, _ROWS, strict=True):
-        d, s = getattr(data, key), getattr(sim, key)
+        d, s = getattr(c.data, key), getattr(c.sim, key)
         d, s = d[np.isfinite(d)], s[np.isfinite(s)]
         ax.set_xlabel(what.split(" (")[0], fontsize=8)
         if not len(d) or not len(s):  # a survey model saved without brightest observations

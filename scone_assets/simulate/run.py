@@ -28,7 +28,7 @@ from scone_assets.atomic import atomic_write_bytes, atomic_write_text, remove_st
 from scone_assets.locking import folder_lock
 from scone_assets.simulate.classes import SUBTYPES, SimulationError, parse_mix
 from scone_assets.simulate.generate import class_slots, simulate_file
-from scone_assets.simulate.like_report import report_lines
+from scone_assets.simulate.like_report import Comparison, compare, report_lines
 from scone_assets.simulate.rates import VOLUMETRIC_RATES, survey_mix
 from scone_assets.simulate.surveys import get_survey
 from scone_assets.snana.write import write_fits_pair, write_list, write_readme
@@ -49,6 +49,7 @@ class SimulationResult:
     n_generated: dict[str, int]
     seconds: float
     resumed_files: list[Path] = field(default_factory=list)
+    compared: Comparison | None = None  # --like: the simulation's light curves against the data's
 
 
 def _file_names(version: str, i: int, gz: bool) -> tuple[str, str]:
@@ -167,8 +168,10 @@ def _plan(out: Path, params: dict, fractions: dict[str, float], resume: bool) ->
 
 
 def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: list[Path],
-                counts: Counter[str], generated: Counter[str], seconds: float) -> None:
+                counts: Counter[str], generated: Counter[str], seconds: float) -> Comparison | None:
+    """The README and LIST; with --like, the comparison with the data the README gives."""
     srv, like = _survey(params["survey"], out)
+    compared = compare(heads, like) if like is not None else None
     stat = {"NLC_WRITE": params["n"], "NLC_GEN_THIS_RUN": sum(generated.values()),
             "CPU_SECONDS_THIS_RUN": round(seconds, 1)}
     stat.update({f"NLC_WRITE_{k}": v for k, v in sorted(counts.items())})
@@ -186,9 +189,10 @@ def _write_docs(out: Path, params: dict, fractions: dict[str, float], heads: lis
                                                      for k, v in sorted(params["kept"].items()))]
            if "kept" in params else [])
         + ([f"like: {line}" for line in like.provenance] if like is not None else [])
-        + (report_lines(heads, like) if like is not None else []),
+        + (report_lines(compared) if compared is not None else []),
     )
     write_list(out, params["version"], [h.name for h in heads])
+    return compared
 
 
 def simulate(
@@ -262,6 +266,6 @@ def _simulate_locked(out: Path, params: dict, fractions: dict[str, float], jobs:
         bar.close()
     seconds = time.time() - t0
     counts += plan.kept
-    _write_docs(out, params, fractions, plan.heads, counts, generated, seconds)
+    compared = _write_docs(out, params, fractions, plan.heads, counts, generated, seconds)
     return SimulationResult(out, version, plan.heads, params["n"], dict(counts), dict(generated),
-                            seconds, plan.resumed)
+                            seconds, plan.resumed, compared)
