@@ -5,7 +5,7 @@ estimated, without labels, from the set classified), scored under `class_prior_d
 
     .venv/bin/python benchmarks/real_data.py [--n 20000] [--epochs 60] [--work /tmp/scone_real]
         [--sets yse_dev,LOWZ_REAL] [--extra-config 'ensemble_size: 3'] [--redshift no] [--seed 1]
-        [--count-as-ia 'SNIa-91bg, SNIax'] [--ia-dust-tau 0.55 | fit]
+        [--count-as-ia 'SNIa-91bg, SNIax'] [--ia-dust-tau 0.55 | fit] [--mix SNIa=0.6,SNII=0.3,SNIbc=0.1]
 
 For each real set (yse_dev: typed YSE DR1 light curves; LOWZ_REAL: real SNe Ia) and with
 and without redshift, it runs the commands a user would:
@@ -28,8 +28,9 @@ to the set's colours without labels (`scone fit-dust`); `--ia-dust-tau fit` fits
 run, as a user would: a first pass at BayeSN's dust (simulate, train without redshift,
 predict with `class_prior: data`) under <work>/dust_first_pass, then `scone fit-dust` with
 that estimate (picture: <work>/<set>_dust_fit.png), then the runs at the fitted scale; the
-fit and the first pass's scores are in each result's `dust_fit`. Prints one JSON line per run and
-writes them to <work>/real_data.json.
+fit and the first pass's scores are in each result's `dust_fit`. `--mix` is the simulations'
+class mix (`scone simulate --mix`; default: the survey's own, from rates and its selection).
+Prints one JSON line per run and writes them to <work>/real_data.json.
 """
 
 from __future__ import annotations
@@ -86,10 +87,11 @@ def score(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, extra: str = "",
-        seed: int = 1, count_as_ia: str = "", ia_dust_tau: float | None = None) -> dict:
+        seed: int = 1, count_as_ia: str = "", ia_dust_tau: float | None = None, mix: str = "") -> dict:
     sims = work / f"{name}_LIKE"
     t_sim = run([*SCONE, "simulate", "--out", str(sims), "--like", str(data), "--n", str(n), "--seed", str(seed),
-                 "--per-file", "1000", *(["--ia-dust-tau", str(ia_dust_tau)] if ia_dust_tau else [])])
+                 "--per-file", "1000", *(["--ia-dust-tau", str(ia_dust_tau)] if ia_dust_tau else []),
+                 *(["--mix", mix] if mix else [])])
     tag = "with_z" if with_z else "no_z"
     train = work / f"{name}_{tag}_train.yml"
     train.write_text(f"input_path: {sims}\nheatmaps_path: {work / (name + '_LIKE_heatmaps')}\n"
@@ -121,7 +123,7 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
     return {"set": name, "with_z": with_z, "n_sim": n, "seed": seed, **score(y, table.PROB_SCONE.to_numpy()),
             "skipped": int(len(skipped)), "sim_test_accuracy": test["accuracy"], "sim_test_auc": test["auc"],
             "temperature": metrics.get("calibration", {}).get("temperature"),
-            "extra_config": extra.strip(), "count_as_ia": count_as_ia, "ia_dust_tau": ia_dust_tau,
+            "extra_config": extra.strip(), "count_as_ia": count_as_ia, "ia_dust_tau": ia_dust_tau, "mix": mix,
             "augmented_used": metrics.get("augmentation", {}).get("used", 0),
             "sim_test_members": [(m["test"]["accuracy"], m["test"]["auc"])
                                  for m in metrics.get("ensemble", {}).get("members", [])],
@@ -130,13 +132,13 @@ def one(name: str, data: Path, work: Path, n: int, epochs: int, with_z: bool, ex
 
 
 def fitted_dust(name: str, data: Path, work: Path, n: int, epochs: int, extra: str, seed: int,
-                count_as_ia: str) -> dict:
+                count_as_ia: str, mix: str = "") -> dict:
     """The user's first pass for `--ia-dust-tau fit`: a simulation at BayeSN's dust, a model
     trained on it (no redshift), its `class_prior: data` estimate of the set's SN Ia
     fraction, and `scone fit-dust` with it. Labels are read only to score the first pass."""
     first = work / "dust_first_pass"
     first.mkdir(parents=True, exist_ok=True)
-    res = one(name, data, first, n, epochs, False, extra, seed, count_as_ia, None)
+    res = one(name, data, first, n, epochs, False, extra, seed, count_as_ia, None, mix)
     prior = first / f"{name}_no_z_predictions_class_prior" / "predictions.class_prior.json"
     out = subprocess.run([*SCONE, "fit-dust", "--data", str(data), "--sim", str(first / f"{name}_LIKE"),
                           "--class-prior", str(prior), "--plot", str(work / f"{name}_dust_fit.png")],
@@ -161,6 +163,8 @@ def main() -> None:
                     help="SN Ia host-dust scale of the simulations; '' BayeSN's; 'fit' fitted by a first pass "
                          "(simulate, train, predict with class_prior: data, scone fit-dust); default: each "
                          "set's (IA_DUST_TAU)")
+    ap.add_argument("--mix", default="", help="the simulations' class mix (scone simulate --mix); default: "
+                    "the survey's own, from rates and its selection")
     ap.add_argument("--redshift", choices=("both", "no", "yes"), default="both",
                     help="train without redshift, with it, or both (default)")
     args = ap.parse_args()
@@ -173,13 +177,13 @@ def main() -> None:
         dust_fit = None
         if args.ia_dust_tau == "fit":
             dust_fit = fitted_dust(name, paths[name], work, args.n, args.epochs, args.extra_config, args.seed,
-                                   count_as_ia)
+                                   count_as_ia, args.mix)
             tau = dust_fit["tau"]
         else:
             tau = IA_DUST_TAU.get(name) if args.ia_dust_tau is None else float(args.ia_dust_tau or 0) or None
         for with_z in {"both": (False, True), "no": (False,), "yes": (True,)}[args.redshift]:
             res = one(name, paths[name], work, args.n, args.epochs, with_z, args.extra_config, args.seed,
-                      count_as_ia, tau)
+                      count_as_ia, tau, args.mix)
             if dust_fit is not None:
                 res["dust_fit"] = dust_fit
             print(json.dumps(res), flush=True)
