@@ -2,7 +2,7 @@
 simulation's SNe Ia, without labels and without training.
 
     .venv/bin/python benchmarks/rise_shape.py [--data ../shared/data/snana_fits/LOWZ_REAL]
-        [--n 3000] [--seed 4]
+        [--n 3000] [--seed 4] [--edges -15,-10,-5,-2,2,5,10,20]
 
 At each observation: the flux over its band's brightest flux, in days from the light
 curve's brightest observation (the same definition on both sides), medians per band group
@@ -48,7 +48,10 @@ def main() -> None:
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "snana_fits" / "LOWZ_REAL"))
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--edges", default=",".join(str(e) for e in EDGES),
+                    help="bin edges, days from the brightest observation")
     args = ap.parse_args()
+    edges = [float(e) for e in args.edges.split(",")]
     model = model_from_inputs([args.data])
     wave_of = dict(zip(model.letters, model.waves, strict=True))
     data: dict[str, list] = {}
@@ -78,13 +81,13 @@ def main() -> None:
           + " / ".join(f"{x:.1f}" for x in np.quantile(data_offset, [0.1, 0.5, 0.9])) + "; simulation "
           + " / ".join(f"{x:.1f}" for x in np.quantile(sim_offset, [0.1, 0.5, 0.9])))
     print("median flux over its band's brightest, data / simulation, by days from the brightest observation:")
-    print("group | " + " | ".join(f"{a} to {b}" for a, b in zip(EDGES[:-1], EDGES[1:], strict=True)))
+    print("group | " + " | ".join(f"{a:g} to {b:g}" for a, b in zip(edges[:-1], edges[1:], strict=True)))
     for _, name in GROUPS:
         if name not in data:
             continue
         d, s = np.concatenate(data[name]), np.concatenate(sim.get(name, [np.zeros((0, 2))]))
         cells = []
-        for a, b in zip(EDGES[:-1], EDGES[1:], strict=True):
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
             dd, ss = (x[(x[:, 0] >= a) & (x[:, 0] < b), 1] for x in (d, s))
             cells.append(" / ".join(f"{np.median(x):.2f}" if len(x) > 20 else "-" for x in (dd, ss)))
         print(f"{name} ({len(d)} observations) | " + " | ".join(cells))
