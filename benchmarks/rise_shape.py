@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from scone_assets.simulate.classes import SUBTYPES
-from scone_assets.simulate.generate import _simulate_batch_like
+from scone_assets.simulate.generate import simulate_batch_like
 from scone_assets.simulate.like import model_from_inputs
 from scone_assets.snana.read import discover_paths, read_unit
 
@@ -68,7 +68,7 @@ def main() -> None:
             data_offset.append(brightest - row.PEAKMJD)
             add_ratios(mjd - brightest, flux, np.array([group(wave_of[b]) for b in bands]), bands, data)
     rng = np.random.default_rng(args.seed)
-    p, mjd, band, flux, _, mask, detected, _ = _simulate_batch_like(SUBTYPES["SNIa"], model, args.n, rng)
+    p, mjd, band, flux, _, mask, detected, _ = simulate_batch_like(SUBTYPES["SNIa"], model, args.n, rng)
     sim: dict[str, list] = {}
     sim_offset = []
     for i in np.flatnonzero(detected):

@@ -512,7 +512,7 @@ def test_like_pairs_each_sequence_with_its_own_redshift(yse_like, tmp_path):
     from dataclasses import replace
 
     from scone_assets.simulate.classes import SUBTYPES
-    from scone_assets.simulate.generate import _simulate_batch_like
+    from scone_assets.simulate.generate import simulate_batch_like
     from scone_assets.simulate.like import SurveyModel, draw_redshifts
 
     yse, res = yse_like
@@ -540,13 +540,13 @@ def test_like_pairs_each_sequence_with_its_own_redshift(yse_like, tmp_path):
     np.testing.assert_array_equal(draw_redshifts(old, 20000, np.random.default_rng(1), borrowed), unpaired)
 
     # in the simulation: the object keeps its sequence's redshift, and so nearly as many observations
-    p = _simulate_batch_like(SUBTYPES["SNIa"], model, 2000, np.random.default_rng(2))
-    own = model.seq_z[p[0]["borrowed"]]
-    assert np.corrcoef(np.log1p(p[0]["z"]), np.log1p(own))[0, 1] > 0.9
+    b = simulate_batch_like(SUBTYPES["SNIa"], model, 2000, np.random.default_rng(2))
+    own = model.seq_z[b.params["borrowed"]]
+    assert np.corrcoef(np.log1p(b.params["z"]), np.log1p(own))[0, 1] > 0.9
     n_real = np.array([len(obs) for lcs in read_all(yse) for _, obs in lcs.iter_lightcurves()])
-    n_sim = p[5][p[6]].sum(axis=1)  # published observations of the kept SNe Ia
-    p_old = _simulate_batch_like(SUBTYPES["SNIa"], old, 2000, np.random.default_rng(2))
-    n_old = p_old[5][p_old[6]].sum(axis=1)
+    n_sim = b.mask[b.detected].sum(axis=1)  # published observations of the kept SNe Ia
+    b_old = simulate_batch_like(SUBTYPES["SNIa"], old, 2000, np.random.default_rng(2))
+    n_old = b_old.mask[b_old.detected].sum(axis=1)
     # the longest light curves (90% quantile): data 113, paired 100, unpaired 78
     assert np.quantile(n_sim, 0.9) > 0.85 * np.quantile(n_real, 0.9) > np.quantile(n_old, 0.9)
     assert np.quantile(n_sim, 0.75) > np.quantile(n_old, 0.75) + 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,19 @@ from scone_assets.simulate.surveys import Survey
 SOURCE_GAIN = 10.0  # FLUXCAL units per photo-electron equivalent: a 20th-mag source has S/N ~ 100
 MAX_ATTEMPTS = 200
 SPEC_Z_ERR = 5e-4  # a spectroscopic redshift's error as written, and the scatter drawn with it
+
+
+class Batch(NamedTuple):
+    """One batch of simulated objects, (objects,) or (objects, observations) arrays."""
+
+    params: dict[str, np.ndarray]  # per-object draws (z, peak_mjd, ...; `borrowed` with --like)
+    mjd: np.ndarray
+    band: np.ndarray  # band index
+    flux: np.ndarray  # FLUXCAL with noise
+    err: np.ndarray  # FLUXCALERR
+    mask: np.ndarray  # observations the survey publishes
+    detected: np.ndarray  # objects its detection and selection keep
+    peak_mag: np.ndarray  # (objects, bands) noiseless magnitude at the peak
 
 
 @dataclass
@@ -131,17 +145,17 @@ def _observe(sub: Subtype, p: dict[str, np.ndarray], mjd, band, wave, width, sky
     return flux, err, detected, peak_mag
 
 
-def _simulate_batch(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator):
+def _simulate_batch(sub: Subtype, survey: Survey, n: int, rng: np.random.Generator) -> Batch:
     p = _draw_params(sub, survey, n, rng)
     mjd, band, depth, visit, mask = _schedule(survey, p, rng)
     wave = np.array([b.wave for b in survey.bands])
     width = np.array([b.width for b in survey.bands])
     sky = 10 ** (-0.4 * (depth - 27.5)) / 5.0
     flux, err, detected, peak_mag = _observe(sub, p, mjd, band, wave, width, sky, SOURCE_GAIN, mask, visit, rng)
-    return p, mjd, band, flux, err, mask, detected, peak_mag
+    return Batch(p, mjd, band, flux, err, mask, detected, peak_mag)
 
 
-def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
+def simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator) -> Batch:
     """Objects observed as real ones were: each borrows a real sequence (times, bands,
     sky floors) and peaks where that object peaked."""
     from scone_assets.simulate.like import (
@@ -170,7 +184,7 @@ def _simulate_batch_like(sub: Subtype, model, n: int, rng: np.random.Generator):
     mask = mask & (flux / err >= model.snr_floors()[pick][:, None])  # what the survey publishes (like.py)
     brightest = np.max(np.where(mask, flux, -np.inf), axis=1)
     detected = detected & (brightest >= model.flux_limits()[pick])  # the survey's own selection (like.py)
-    return p, mjd, band, flux, err, mask, detected, peak_mag
+    return Batch(p, mjd, band, flux, err, mask, detected, peak_mag)
 
 
 def spectroscopic_redshift(z: float, noise: float) -> float:
@@ -210,7 +224,7 @@ def simulate_file(survey: Survey, quota: dict[str, int], seed: int, file_index: 
             if like is None:
                 p, mjd, band, flux, err, mask, det, peak_mag = _simulate_batch(sub, survey, batch, rng)
             else:
-                p, mjd, band, flux, err, mask, det, peak_mag = _simulate_batch_like(sub, like, batch, rng)
+                p, mjd, band, flux, err, mask, det, peak_mag = simulate_batch_like(sub, like, batch, rng)
             n_gen[name] += batch
             idx = np.flatnonzero(det)[:need]
             need -= len(idx)

@@ -37,12 +37,12 @@ def survey_mix(model, seed: int, pilot: int = PILOT) -> tuple[dict[str, float], 
     """(written fractions, share kept per subtype) for a `--like` survey model: each
     subtype's volumetric rate times the share of a pilot batch its detection and selection
     keep. Seeded apart from the simulation's own draws."""
-    from scone_assets.simulate.generate import _simulate_batch_like
+    from scone_assets.simulate.generate import simulate_batch_like
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     kept = {}
     for name in sorted(VOLUMETRIC_RATES, key=lambda k: SUBTYPES[k].gentype):
-        detected = _simulate_batch_like(SUBTYPES[name], model, pilot, rng)[6]
+        detected = simulate_batch_like(SUBTYPES[name], model, pilot, rng).detected
         kept[name] = float(np.mean(detected))
     weights = {k: VOLUMETRIC_RATES[k] * kept[k] for k in VOLUMETRIC_RATES}
     total = sum(weights.values())
