@@ -8,6 +8,7 @@ with the reason, except under CI where it fails. Screenshots are kept in test-ar
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -123,9 +124,14 @@ def test_after_make_demo_the_ui_shows_the_model_and_launches_named_jobs(demo, tm
         assert any("light curves," in (e.message or "") and "ETA" in (e.message or "")
                    for e in instance.all_logs(run.run_id))  # its progress, in the run log
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
         os.environ.pop("DAGSTER_HOME", None)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # fail, but leave no webserver, daemon or code server behind
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+            raise
     # a quiet console: no telemetry banner, no warning about configuration it ignores or
     # superseded commands, no error lines
     text = console.read_text()
