@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,12 @@ from astropy.io import fits
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCONE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# A shell without job control starts background commands with SIGINT ignored, and every
+# command the tests start would inherit that: Ctrl-C would then do nothing, and the tests
+# of what Ctrl-C does would fail for how the suite was launched. A handled signal is reset
+# to the default in the commands the tests exec; an ignored one is not.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 YSE_LABEL_KEYS = ("SNTYPE", "SPEC_CLASS", "SPEC_CLASS_BROAD", "PARSNIP_PRED", "PARSNIP_CONF", "SUPERRAENN_PRED",
