@@ -7,9 +7,10 @@ calibrated P(Ia) classify a real set better than its members do on average?
 Each argument is a `predictions.csv` folder of one model (from `benchmarks/real_data.py
 --seed S`, each seed its own simulation and training) on the same real set. Scored as
 real_data.py scores: at the model's own prior (P >= 0.5) and re-weighed to the SN Ia
-fraction estimated without labels from the probabilities scored (EM, model/prior.py), for
-each member, their mean, and the ensemble (the mean of the members' probabilities, its
-own fraction estimated the same way). Labels are read only to score.
+fraction estimated without labels from the probabilities scored (`class_prior: data`'s
+estimate, model/prior.py), for each member, their mean, and the ensemble (the mean of the
+members' probabilities, its own fraction estimated the same way). Labels are read only to
+score.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ import numpy as np
 import pandas as pd
 from real_data import score, truth
 
-from scone_assets.model.prior import estimate_ia_fraction, reweigh
+from scone_assets.model.prior import estimate
 
 FIGURES = {"yse_dev": ("accuracy", "auc", "purity", "efficiency"), "LOWZ_REAL": ("ia_found",)}
 
 
 def reweighed(p: np.ndarray) -> tuple[np.ndarray, float]:
-    """P(Ia) re-weighed from the balanced training prior to the fraction estimated from `p`."""
-    f = estimate_ia_fraction(p)
-    return reweigh(np.column_stack([1 - p, p]), np.array([0.5, 0.5]), np.array([1 - f, f]))[:, 1], f
+    """P(Ia) re-weighed to the SN Ia fraction estimated from `p`, as `class_prior: data` does."""
+    again, prior = estimate(p, ["nonIa", "SNIa"], False)
+    return again, prior.estimated[1]
 
 
 def line(label: str, own: dict, again: dict, f: float | None, keys: tuple[str, ...]) -> str:
