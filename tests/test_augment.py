@@ -246,3 +246,10 @@ def test_training_uses_augmented_copies_of_training_objects_only(sim, tmp_path, 
     assert json.loads((tmp_path / "m3" / "model_meta.json").read_text())["augmentation"] == {}
     with pytest.raises(ConfigError, match="needs the set it was made from"):
         train_mod.train(cfg, {"augmented": catalogs["augmented"]}, tmp_path / "m4", progress=False)
+    # the config and the sets must agree: neither is dropped or used silently
+    with pytest.raises(ConfigError, match="augment_copies: 2 asks for the heatmap set augmented"):
+        train_mod.train(cfg, {"full": catalogs["full"]}, tmp_path / "m5", progress=False)
+    with pytest.raises(ConfigError, match="augmented was given but augment_copies is 0"):
+        train_mod.train(SconeConfig(**{**cfg.model_dump(), "augment_copies": 0}), catalogs, tmp_path / "m6",
+                        progress=False)
+    assert not (tmp_path / "m5").exists() and not (tmp_path / "m6").exists()

@@ -354,6 +354,13 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
     if not catalogs:
         raise ConfigError(f"the heatmap set {AUGMENTED} only adds copies of training objects: it needs "
                           "the set it was made from (full or early_*) beside it")
+    # the config and the sets given must agree, or a model would be trained other than it says
+    if config.augment_copies > 0 and augmented is None:
+        raise ConfigError(f"augment_copies: {config.augment_copies} asks for the heatmap set {AUGMENTED}, "
+                          "which was not given: make the heatmaps with this config (`scone heatmaps`)")
+    if augmented is not None and config.augment_copies == 0:
+        raise ConfigError(f"the heatmap set {AUGMENTED} was given but augment_copies is 0: set augment_copies "
+                          f"as the heatmaps were made, or leave the set out")
     catalogs = {name: unique_objects(cat, config, f"heatmap set {name}") for name, cat in catalogs.items()}
     catalog = merge_catalogs(list(catalogs.values()))
     if config.with_z:
