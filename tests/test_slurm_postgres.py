@@ -244,8 +244,14 @@ def test_asset_failure_and_refused_job_are_not_retried(platform):
     # and a partition Slurm refuses: failed at launch, and would be refused again
     launch_all(env, [("BAD-0001", {}), ("SL-0001", {"slurm/partition": "nonexistent"})])
     runs = wait_for_runs(instance, 2, lambda rs: all(r.is_finished for r in rs), timeout=300)
-    by_key = {r.tags["dagster/partition"]: r for r in runs}
-    bad, refused = by_key["BAD-0001"], by_key["SL-0001"]
+    # Dagster stores a failed run's status first and its dagster/will_retry tag in a second write
+    # just after: read each run again once the tag is there, not in between
+    def with_retry_tag(run_id: str):
+        return wait_until(lambda: "dagster/will_retry" in (r := instance.get_run_by_id(run_id)).tags and r,
+                          30, f"the will_retry tag on run {run_id[:8]}", every=0.2)
+
+    bad, refused = (with_retry_tag(r.run_id) for r in sorted(runs, key=lambda r: r.tags["dagster/partition"]))
+    assert bad.tags["dagster/partition"] == "BAD-0001" and refused.tags["dagster/partition"] == "SL-0001"
 
     assert bad.status == dg.DagsterRunStatus.FAILURE
     assert bad.tags["dagster/failure_reason"] == "STEP_FAILURE" and bad.tags["dagster/will_retry"] == "false"

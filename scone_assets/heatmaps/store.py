@@ -43,7 +43,7 @@ import pandas as pd
 
 from scone_assets.atomic import atomic_path, atomic_write_text
 from scone_assets.config import ConfigError
-from scone_assets.heatmaps import HeatmapError
+from scone_assets.heatmaps import HeatmapError, tfrecord
 
 log = logging.getLogger(__name__)
 
@@ -442,36 +442,27 @@ def record_id(snid: object) -> int:
 
 
 def encode_example(image: np.ndarray, label: int, snid: object, type_name: str, z: float, z_err: float) -> bytes:
-    tf = _tf()
-    f = tf.train.Feature
-    feature = {
-        "id": f(int64_list=tf.train.Int64List(value=[record_id(snid)])),
-        "label": f(int64_list=tf.train.Int64List(value=[int(label)])),
-        "z": f(float_list=tf.train.FloatList(value=[float(z)])),
-        "z_err": f(float_list=tf.train.FloatList(value=[float(z_err)])),
-        "image_raw": f(bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(image, np.float32).tobytes()])),
-        "snid": f(bytes_list=tf.train.BytesList(value=[str(snid).encode()])),
-        "type_name": f(bytes_list=tf.train.BytesList(value=[str(type_name).encode()])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tfrecord.encode_example({
+        "id": record_id(snid),
+        "label": int(label),
+        "z": float(z),
+        "z_err": float(z_err),
+        "image_raw": np.ascontiguousarray(image, np.float32).tobytes(),
+        "snid": str(snid).encode(),
+        "type_name": str(type_name).encode(),
+    })
 
 
 def write_shard(path: Path, records: Iterable[bytes]) -> int:
     """Write records through a temporary file; a failure leaves nothing under `path`.
-    TensorFlow's I/O errors become OSError, so a full disk reads as one."""
-    import errno
-
-    tf = _tf()
-    n = 0
+    A write error (a full disk) names the shard, which Python's own error does not."""
     try:
-        with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
-            for rec in records:
-                writer.write(rec)
-                n += 1
-    except tf.errors.OpError as exc:
-        code = errno.ENOSPC if "No space left" in str(exc.message) else errno.EIO
-        raise OSError(code, os.strerror(code), str(path)) from exc
-    return n
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            return tfrecord.write_records(f, records)
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def decode_image(raw: bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -487,20 +478,22 @@ def decode_image(raw: bytes, shape: tuple[int, int]) -> np.ndarray:
 
 
 def read_shard(path: Path, shape: tuple[int, int]) -> Iterator[dict]:
-    """Every record of a shard as a dict (tests, inspection; training uses tf.data)."""
-    tf = _tf()
-    for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-        ex = tf.train.Example.FromString(raw)
-        f = ex.features.feature
-        yield {
-            "id": f["id"].int64_list.value[0],
-            "label": f["label"].int64_list.value[0],
-            "z": f["z"].float_list.value[0],
-            "z_err": f["z_err"].float_list.value[0],
-            "image": decode_image(f["image_raw"].bytes_list.value[0], shape),
-            "snid": f["snid"].bytes_list.value[0].decode() if "snid" in f else str(f["id"].int64_list.value[0]),
-            "type_name": f["type_name"].bytes_list.value[0].decode() if "type_name" in f else "",
-        }
+    """Every record of a shard as a dict (tests, inspection, pictures; training uses
+    tf.data). Needs no TensorFlow, so neither do the processes that make heatmaps."""
+    for raw in tfrecord.read_records(path):
+        f = tfrecord.decode_example(raw)
+        try:
+            yield {
+                "id": f["id"][0],
+                "label": f["label"][0],
+                "z": f["z"][0],
+                "z_err": f["z_err"][0],
+                "image": decode_image(f["image_raw"][0], shape),
+                "snid": f["snid"][0].decode() if f.get("snid") else str(f["id"][0]),
+                "type_name": f["type_name"][0].decode() if f.get("type_name") else "",
+            }
+        except (KeyError, IndexError) as exc:
+            raise tfrecord.RecordError(f"{path}: a record without the feature {exc}") from exc
 
 
 def summary_text(*, survey: str | None, source: str, backend: str, minutes: float,
