@@ -32,6 +32,10 @@ def build_defs(train_config: str, predict_config: str | None, output_root: str,
         assets=dg.load_assets_from_modules([assets, like]),
         jobs=JOBS,
         sensors=[new_inputs_sensor, automation_sensor],
+        # Every job is a chain (files -> catalog -> heatmaps, catalog -> model -> promotion),
+        # so a process per step would run nothing in parallel; it would only add a Python
+        # start-up (about 2 s) and its memory to each step. Heatmaps have their own workers.
+        executor=dg.in_process_executor,
         resources={
             "scone": scone,
             "parquet_io_manager": ParquetIOManager(base_dir=f"{output_root.rstrip('/')}/catalogs"),

@@ -175,7 +175,7 @@ def test_runs_and_backfill_on_postgres(platform):
 
 
 def _job_processes(job_id: str, home: str) -> list[psutil.Process]:
-    """The job's processes on this node (the run worker and its step processes), found by the
+    """The job's processes on this node (the run worker and its heatmap workers), found by the
     SLURM_JOB_ID Slurm puts in their environment and this instance's DAGSTER_HOME (other test
     clusters on the machine number their jobs from 1 too); Slurm's own slurmstepd is left alone."""
     found = []
