@@ -360,7 +360,7 @@ def train(config: SconeConfig, catalogs: dict[str, HeatmapCatalog], out_dir: str
                           "which was not given: make the heatmaps with this config (`scone heatmaps`)")
     if augmented is not None and config.augment_copies == 0:
         raise ConfigError(f"the heatmap set {AUGMENTED} was given but augment_copies is 0: set augment_copies "
-                          f"as the heatmaps were made, or leave the set out")
+                          "as the heatmaps were made, or leave the set out")
     catalogs = {name: unique_objects(cat, config, f"heatmap set {name}") for name, cat in catalogs.items()}
     catalog = merge_catalogs(list(catalogs.values()))
     if config.with_z:
