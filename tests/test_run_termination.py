@@ -5,6 +5,7 @@ outlive it, nor leave a half-written unit under its real name."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -78,10 +79,15 @@ def test_terminated_run_leaves_no_heatmap_worker(tmp_path):
         assert not alive, [p.cmdline() for p in alive]
         assert _run_processes(home) == {"run": [], "workers": []}
         # the unit was being written beside its place: nothing under the real name
-        assert store.finished_units(tmp_path / "out" / "heatmaps") == []
+        heatmaps = tmp_path / "out" / "heatmaps"
+        assert (heatmaps / store.MANIFEST).is_file() and store.finished_units(heatmaps) == []
         assert "training_heatmaps" not in [e.step_key for e in instance.all_logs(
             run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)]
     finally:
         os.environ.pop("DAGSTER_HOME", None)
-        os.killpg(daemon.pid, 15)
-        daemon.wait(timeout=60)
+        os.killpg(daemon.pid, signal.SIGTERM)  # the daemon and its code server
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=30)
