@@ -102,6 +102,12 @@ def test_damaged_shards_name_the_file_and_the_byte(unit, tmp_path):
                                                     "match its checksum"):
         list(store.read_shard(bad, SHAPE))
     assert len(list(tfrecord.read_records(unit / store.SHARD))) == 20  # the original is untouched
+    # well framed, but not a heatmap record: the features it lacks are named
+    other = tmp_path / "other.tfrecord"
+    with open(other, "wb") as f:
+        tfrecord.write_records(f, [tfrecord.encode_example({"id": 7, "label": 1})])
+    with pytest.raises(tfrecord.RecordError, match=r"other\.tfrecord: a record without z, z_err, image_raw$"):
+        list(store.read_shard(other, SHAPE))
 
 
 def test_making_heatmaps_never_loads_tensorflow(unit, tmp_path):

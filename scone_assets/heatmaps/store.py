@@ -482,18 +482,18 @@ def read_shard(path: Path, shape: tuple[int, int]) -> Iterator[dict]:
     tf.data). Needs no TensorFlow, so neither do the processes that make heatmaps."""
     for raw in tfrecord.read_records(path):
         f = tfrecord.decode_example(raw)
-        try:
-            yield {
-                "id": f["id"][0],
-                "label": f["label"][0],
-                "z": f["z"][0],
-                "z_err": f["z_err"][0],
-                "image": decode_image(f["image_raw"][0], shape),
-                "snid": f["snid"][0].decode() if f.get("snid") else str(f["id"][0]),
-                "type_name": f["type_name"][0].decode() if f.get("type_name") else "",
-            }
-        except (KeyError, IndexError) as exc:
-            raise tfrecord.RecordError(f"{path}: a record without the feature {exc}") from exc
+        missing = [k for k in ("id", "label", "z", "z_err", "image_raw") if not f.get(k)]
+        if missing:
+            raise tfrecord.RecordError(f"{path}: a record without {', '.join(missing)}")
+        yield {
+            "id": f["id"][0],
+            "label": f["label"][0],
+            "z": f["z"][0],
+            "z_err": f["z_err"][0],
+            "image": decode_image(f["image_raw"][0], shape),
+            "snid": f["snid"][0].decode() if f.get("snid") else str(f["id"][0]),
+            "type_name": f["type_name"][0].decode() if f.get("type_name") else "",
+        }
 
 
 def summary_text(*, survey: str | None, source: str, backend: str, minutes: float,
