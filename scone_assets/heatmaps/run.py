@@ -327,8 +327,8 @@ def _make_unit(lcs: LightCurves, unit: InputUnit, ctx: _Context, folder: Path, h
                     row["record"] = position
                     position += 1
                     done[row["TYPE_NAME"]] += 1
-                    z = row["z"] if np.isfinite(row["z"]) else -9.0
-                    z_err = row["z_err"] if np.isfinite(row["z_err"]) else -9.0
+                    z = row["z"] if np.isfinite(row["z"]) else store.NO_Z
+                    z_err = row["z_err"] if np.isfinite(row["z_err"]) else store.NO_Z
                     yield store.encode_example(res.image, row["label"], res.snid, row["TYPE_NAME"], z, z_err)
                 else:
                     skipped[res.status] += 1

@@ -56,6 +56,7 @@ UNIT_RECORD = "heatmaps.json"
 EXAMPLE_PNG = "example.png"
 PARTIAL = ".partial-"  # a unit being written: `.<unit>.partial-<pid>`
 RETIRED = ".retired-"  # the unit it replaces, removed once the new one is in place
+NO_Z = -9.0  # z and z_err of a record without a redshift (SCONE's value), written or missing
 
 UnitState = Literal["missing", "current", "stale"]
 
@@ -482,14 +483,14 @@ def read_shard(path: Path, shape: tuple[int, int]) -> Iterator[dict]:
     tf.data). Needs no TensorFlow, so neither do the processes that make heatmaps."""
     for raw in tfrecord.read_records(path):
         f = tfrecord.decode_example(raw)
-        missing = [k for k in ("id", "label", "z", "z_err", "image_raw") if not f.get(k)]
+        missing = [k for k in ("id", "label", "image_raw") if not f.get(k)]
         if missing:
             raise tfrecord.RecordError(f"{path}: a record without {', '.join(missing)}")
         yield {
             "id": f["id"][0],
             "label": f["label"][0],
-            "z": f["z"][0],
-            "z_err": f["z_err"][0],
+            "z": f["z"][0] if f.get("z") else NO_Z,  # as parse_fn reads it
+            "z_err": f["z_err"][0] if f.get("z_err") else NO_Z,
             "image": decode_image(f["image_raw"][0], shape),
             "snid": f["snid"][0].decode() if f.get("snid") else str(f["id"][0]),
             "type_name": f["type_name"][0].decode() if f.get("type_name") else "",
@@ -537,8 +538,8 @@ def parse_fn(shape: tuple[int, int]):
     tf = _tf()
     features = {
         "image_raw": tf.io.FixedLenFeature([], tf.string),
-        "z": tf.io.FixedLenFeature([], tf.float32, default_value=-9.0),
-        "z_err": tf.io.FixedLenFeature([], tf.float32, default_value=-9.0),
+        "z": tf.io.FixedLenFeature([], tf.float32, default_value=NO_Z),
+        "z_err": tf.io.FixedLenFeature([], tf.float32, default_value=NO_Z),
         "id": tf.io.FixedLenFeature([], tf.int64),
         "snid": tf.io.FixedLenFeature([], tf.string, default_value=""),
         "type_name": tf.io.FixedLenFeature([], tf.string, default_value=""),

@@ -1,6 +1,6 @@
 """TFRecord files of `tf.train.Example` records, written and read without TensorFlow.
 
-Making heatmaps needs no TensorFlow, and importing it costs about 3 s and 430 MB in
+Making heatmaps needs no TensorFlow, and importing it costs about 3 s and 480 MB in
 every process that does. Both formats are small and fixed. A TFRecord file is a run of
 frames: data length (uint64), masked CRC32C of those 8 bytes, the data, masked CRC32C of
 the data. An Example is a protocol buffer, written here field by field:
