@@ -4,8 +4,9 @@ Each worker watches its parent: when the parent dies, whatever the signal
 (SIGKILL included), the worker's parent pid changes and it exits at once, so
 no orphan keeps hundreds of megabytes or goes on writing files. Workers ignore
 SIGINT: Ctrl-C reaches the parent, which stops them itself. They are started
-with SIGINT blocked, so a Ctrl-C sent to the whole process group (as a terminal
-does) while a worker is still importing cannot print its traceback either.
+with SIGINT and SIGTERM blocked, so neither a Ctrl-C sent to the whole process group
+(as a terminal does) nor a SIGTERM to the parent while a worker is still starting can
+make it print a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 
 WATCH_SECONDS = 0.5
+STOPS = {signal.SIGINT, signal.SIGTERM}  # what stops a command; held while a worker is spawned
 
 
 def _watch_parent(parent: int) -> None:
@@ -32,7 +34,7 @@ def _watch_parent(parent: int) -> None:
 def _start(parent: int, initializer: Callable[[], None] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by _no_sigint
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # blocked by _no_stops; a SIGTERM held ends us now
     if os.getppid() != parent:  # the parent died while this worker started
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
@@ -41,16 +43,27 @@ def _start(parent: int, initializer: Callable[[], None] | None) -> None:
 
 
 @contextmanager
-def _no_sigint() -> Iterator[None]:
-    """Block SIGINT while the executor may spawn workers: they inherit the mask, and
-    keep it until `_start` ignores SIGINT. A Ctrl-C meanwhile is delivered afterwards.
-    (The executor has already started multiprocessing's resource tracker, which
-    would unblock SIGINT when started.)"""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def _no_stops() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the executor may spawn workers. The parent's
+    handlers raise, and raised half-way through starting a worker they would leave it
+    reading its start-up data from a closed pipe and printing the EOFError. Blocking
+    them is not enough: another thread may take the signal, and Python still runs the
+    handler in this one. So the handlers are deferred too (in the main thread, the only
+    one that may set them) and a held signal is raised again afterwards. Workers inherit
+    the mask and keep it until `_start`. (The executor has already started
+    multiprocessing's resource tracker, which would unblock SIGINT when started.)"""
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    old_handlers = {s: signal.signal(s, lambda n, _f: held.append(n)) for s in STOPS} if main else {}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old_handlers.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)
 
 
 class WorkerPool:
@@ -83,7 +96,7 @@ class WorkerPool:
         if self.ex is None:
             self._local()
             return map(fn, tasks)
-        with _no_sigint():  # Executor.map submits every task (and spawns workers) now
+        with _no_stops():  # Executor.map submits every task (and spawns workers) now
             return self.ex.map(fn, tasks)
 
     def submit(self, fn: Callable, *args) -> Future:
@@ -95,7 +108,7 @@ class WorkerPool:
             except Exception as exc:  # noqa: BLE001 - delivered through the future, as a pool would
                 fut.set_exception(exc)
             return fut
-        with _no_sigint():  # a submit may spawn a worker
+        with _no_stops():  # a submit may spawn a worker
             return self.ex.submit(fn, *args)
 
     def pids(self) -> list[int]:
