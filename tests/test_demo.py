@@ -7,8 +7,17 @@ import os
 import dagster as dg
 import pandas as pd
 
+from scone_assets.simulate.host_dust import TAUS
+from scone_assets.snana.read import discover_paths, read_unit
+
 NAMED_JOBS = {"training_heatmaps_job", "survey_heatmaps_job", "train_job", "predict_job", "like_job",
               "like_predict_job", "like_dust_job"}
+
+
+def _survey_ia_fraction(folder) -> float:
+    """The demo survey's true SN Ia share, from its simulated types (never shown to the like flow)."""
+    meta = pd.concat([read_unit(u).meta for u in discover_paths([str(folder)]).units])
+    return round(float((meta.TYPE_NAME.str.strip() == "SNIa").mean()), 3)
 
 
 def test_demo_leaves_every_asset_materialized_through_named_jobs(demo):
@@ -43,12 +52,26 @@ def test_demo_leaves_every_asset_materialized_through_named_jobs(demo):
                 ("training_heatmaps", "heatmap_yield"), ("survey_heatmaps", "heatmap_yield"),
                 ("balanced_catalog", "class_balance"), ("trained_model", "accuracy_floor"),
                 ("like_host_dust", "dust_in_use_matches_the_fit")}
-            # every asset and check green in the UI, but for the dust fit: the demo's like model (300
-            # light curves, 20 epochs) finds too few SNe Ia in the survey to fit their dust, and says so
             assert all(c.passed for c in checks if c.check_name != "dust_in_use_matches_the_fit")
-            dust = next(c for c in checks if c.check_name == "dust_in_use_matches_the_fit")
-            assert not dust.passed and dust.severity == dg.AssetCheckSeverity.WARN
-            assert "the fit needs at least 20" in dust.metadata["not_fitted"].value
+            # the like model (300 light curves, 20 epochs, the survey settings) estimates the survey's
+            # SN Ia fraction without its types (class_prior: data); the simulated survey holds 30 of 100
+            truth = _survey_ia_fraction(out / "data" / "DEMO_SURVEY")
+            assert truth == 0.30
+            pred = instance.fetch_materializations(dg.AssetKey("like_predictions"), limit=1).records[0]
+            pred = {k: v.value for k, v in pred.event_log_entry.asset_materialization.metadata.items()}
+            assert pred["class_prior"] == "data" and abs(pred["estimated_ia_fraction"] - truth) < 0.08
+            like = instance.get_latest_materialization_event(dg.AssetKey("like_model")).asset_materialization
+            assert like.metadata["augment_copies"].value == 2
+            # the dust fit is made with that fraction, from the survey's 84 colours near peak
+            dust = instance.get_latest_materialization_event(dg.AssetKey("like_host_dust")).asset_materialization
+            dust = {k: v.value for k, v in dust.metadata.items()}
+            assert dust["ia_fraction"] == pred["estimated_ia_fraction"] and dust["data_colours"] == 84
+            assert dust["ia_fraction_from"] == "class_prior: data estimates of 1 partition(s), weighed by light curves"
+            check = next(c for c in checks if c.check_name == "dust_in_use_matches_the_fit")
+            assert check.severity == dg.AssetCheckSeverity.WARN and dust["fitted_tau"] in TAUS
+            # 84 colours can tell little: a warning only when the fit rules the scale in use out
+            assert dust["advice"].startswith(("the scale in use fits", "the data cannot tell") if check.passed
+                                             else "set the scone resource's like_ia_dust_tau")
     finally:
         os.environ.pop("DAGSTER_HOME", None)
     table = pd.read_csv(out / "platform" / "predict" / "predictions.csv")

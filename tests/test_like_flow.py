@@ -2,7 +2,9 @@
 as a survey_data partition -> a simulation like it -> heatmaps -> model -> predictions, on a
 real instance; the lineage, the automation, and too little data failing with the library's message."""
 
+import json
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -115,9 +117,12 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     assert len(n_obs) == 300
     assert table[0][2] == " / ".join(f"{x:.0f}" for x in np.quantile(n_obs, [0.1, 0.25, 0.5, 0.75, 0.9]))
     heat = meta(instance, "like_heatmaps")
-    assert heat["written"] + sum(heat["skipped"].values()) == 300 and heat["written"] >= 250
+    by_set = heat["written_by_set"]  # the survey settings: augment_copies 2 unless the config sets it
+    assert set(by_set) == {"full", "augmented"} and by_set["full"] >= 250
+    assert heat["written"] + sum(heat["skipped"].values()) == 3 * 300
     model = meta(instance, "like_model")
     assert model["survey"] == "YSE" and model["survey_partitions"] == [key] and model["epochs"] == 2
+    assert model["augment_copies"] == 2 and 0 < model["augmented_heatmaps_used"] < by_set["augmented"]
     assert model["trained_on"] == "300 like-simulated light curves"
     assert model["n_test"] > 0 and 0.0 <= model["accuracy"] <= 1.0
 
@@ -129,6 +134,9 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     assert materialize(defs, instance, ["like_predictions"], key).success
     pred = meta(instance, "like_predictions", key)
     assert pred["light_curves"] == 60 and pred["model_survey"] == "YSE"
+    assert pred["class_prior"] == "data"  # the survey setting, the predict config sets none
+    estimated = json.loads(Path(pred["file"]).with_suffix(".class_prior.json").read_text())
+    assert pred["estimated_ia_fraction"] == round(estimated["estimated"][estimated["classes"].index("SNIa")], 3)
     assert pred["partition_in_model_survey"]
     model_run = instance.get_latest_materialization_event(dg.AssetKey("like_model")).run_id
     assert pred["model_run_id"] == model_run
@@ -142,8 +150,8 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     dust = meta(instance, "like_host_dust")
     assert dust["data_colours"] == 50  # of the 60 light curves, those observed in g and r near peak
     assert dust["in_use_tau"] == 0.55 and dust["survey_partitions"] == [key]
-    assert dust["fitted_tau"] in TAUS and 0.4 < dust["ia_fraction"] < 1.0
-    assert dust["ia_fraction_from"] == "EM on the P(Ia) of 60 light curves (the model assumed 0.50)"
+    assert dust["fitted_tau"] in TAUS and dust["ia_fraction"] == pytest.approx(pred["estimated_ia_fraction"], abs=6e-4)
+    assert dust["ia_fraction_from"] == "class_prior: data estimates of 1 partition(s), weighed by light curves"
     assert "host_dust" in dust and "best: --ia-dust-tau" in dust["fit"]
     check = next(e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
     evaluation = check.event_specific_data
@@ -152,13 +160,15 @@ def test_the_like_flow_materializes_on_real_survey_data(tmp_path):
     assert dust["advice"].startswith(("the scale in use fits", "the data cannot tell") if evaluation.passed
                                      else "set the scone resource's like_ia_dust_tau")
 
-    # predictions re-weighed by class_prior: data: F is their own estimate, the same number
+    # a predict config that sets class_prior: model keeps it; F is then EM on the P(Ia), the same number
     predict_yml = tmp_path / "predict.yml"
-    predict_yml.write_text(predict_yml.read_text() + "class_prior: data\n")
+    predict_yml.write_text(predict_yml.read_text() + "class_prior: model\n")
     assert materialize(defs, instance, ["like_predictions"], key).success
+    own = meta(instance, "like_predictions", key)
+    assert own["class_prior"] == "model" and "estimated_ia_fraction" not in own
     assert materialize(defs, instance, ["like_host_dust"]).success
     again = meta(instance, "like_host_dust")
-    assert again["ia_fraction_from"] == "class_prior: data estimates of 1 partition(s), weighed by light curves"
+    assert again["ia_fraction_from"].startswith("EM on the P(Ia) of 60 light curves (the model assumed ")
     assert again["ia_fraction"] == pytest.approx(dust["ia_fraction"], abs=0.002)
     assert again["fitted_tau"] == dust["fitted_tau"]
 
@@ -183,3 +193,18 @@ def test_the_model_needs_its_simulation_first(tmp_path):
     res = materialize(defs, instance, ["like_model"], raise_on_error=False)
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "like_simulation has not been materialized yet" in str(failure.event_specific_data)
+
+
+def test_the_like_flow_uses_the_survey_settings_unless_the_configs_set_them(tmp_path):
+    from scone_assets.defs.like import like_config, like_predict_config
+
+    defs, _, _ = _platform(tmp_path, 20)
+    scone = defs.resources["scone"]
+    assert like_config(scone).augment_copies == 2 and like_predict_config(scone).class_prior == "data"
+    assert scone.config("train").augment_copies == 0  # the main model keeps SCONE's settings
+    assert scone.config("predict").class_prior == "model"
+    for name, line in (("train.yml", "augment_copies: 0\n"), ("predict.yml", "class_prior: model\n")):
+        (tmp_path / name).write_text((tmp_path / name).read_text() + line)
+    assert like_config(scone).augment_copies == 0 and like_predict_config(scone).class_prior == "model"
+    (tmp_path / "train.yml").write_text((tmp_path / "train.yml").read_text().replace("copies: 0", "copies: 3"))
+    assert like_config(scone).augment_copies == 3

@@ -10,6 +10,9 @@ materialized by hand, fits the survey's SN Ia host dust to its colours (`scone f
 and warns when the simulation's differs. Everything is written
 under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
 `like_seed`, `like_num_epochs`, and `like_ia_dust_tau` for the survey's SN Ia host dust).
+Unless the configs set them, the like model trains with `augment_copies: 2` and classifies
+with `class_prior: data`, the pairing measured on real survey data (BENCHMARKS.md); SCONE's
+defaults, which the main model keeps, suit test data simulated as the training set is.
 """
 
 import json
@@ -35,10 +38,18 @@ SURVEY_FILE = "survey.json"  # what the simulation was made from, for the model 
 # keys of the train config that describe its own inputs, not the like simulation's
 INPUT_KEYS = ("metadata_paths", "lcdata_paths", "input_data_paths", "labels_path", "survey",
               "band_to_wave", "sn_type_id_to_name")
+# the settings for real survey data, used where the train / predict config does not set the key
+SURVEY_TRAIN_DEFAULTS = {"augment_copies": 2}
+SURVEY_PREDICT_DEFAULTS = {"class_prior": "data"}
 
 
 def like_root(scone: SconeResource) -> Path:
     return scone.local_root() / "like"
+
+
+def _unset(cfg: SconeConfig, defaults: dict) -> dict:
+    """The survey defaults for the keys `cfg` does not set (a key it sets keeps its value)."""
+    return {k: v for k, v in defaults.items() if k not in cfg.model_fields_set}
 
 
 def like_config(scone: SconeResource) -> SconeConfig:
@@ -46,13 +57,19 @@ def like_config(scone: SconeResource) -> SconeConfig:
     input and `<root>/like` as its output: what `scone train` would be given."""
     root = like_root(scone)
     cfg = scone.config("train")
-    update = dict.fromkeys(INPUT_KEYS) | {
+    update = _unset(cfg, SURVEY_TRAIN_DEFAULTS) | dict.fromkeys(INPUT_KEYS) | {
         "input_path": str(root / "sims" / SIM_NAME), "heatmaps_path": str(root / "heatmaps"),
         "output_path": str(root), "mode": "train", "trained_model": None,
         "output_predict_file": None}
     if scone.like_num_epochs:
         update["num_epochs"] = scone.like_num_epochs
     return cfg.model_copy(update=update)
+
+
+def like_predict_config(scone: SconeResource) -> SconeConfig:
+    """The predict config as the like predictions use it: with `class_prior: data` unless it sets one."""
+    cfg = scone.config("predict")
+    return cfg.model_copy(update=_unset(cfg, SURVEY_PREDICT_DEFAULTS))
 
 
 def survey_keys(instance: dg.DagsterInstance) -> list[str]:
@@ -182,10 +199,13 @@ def like_heatmaps(context: dg.AssetExecutionContext, scone: SconeResource) -> dg
     for r in run.results:
         for k, v in r.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
+    by_set: dict[str, int] = {}  # `augmented` holds augment_copies heatmaps per light curve
     for r in run.results:
+        by_set[r.heatmap_set] = by_set.get(r.heatmap_set, 0) + r.written
         scone.push(r.folder)
     return dg.MaterializeResult(metadata={
         "written": sum(r.written for r in run.results), "skipped": dg.MetadataValue.json(skipped),
+        "written_by_set": dg.MetadataValue.json(by_set),
         "sets": ", ".join(sorted({r.heatmap_set for r in run.results})),
         "units": dg.MetadataValue.json(sorted({r.unit for r in run.results})),
         "folder": dg.MetadataValue.path(cfg.heatmaps_path)})
@@ -237,6 +257,8 @@ def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Ma
         "survey_model": made_for["survey_model"],
         "trained_on": f"{made_for['n']} like-simulated light curves",
         "model_dir": dg.MetadataValue.path(str(out)), "epochs": cfg.num_epochs,
+        "augment_copies": cfg.augment_copies,
+        "augmented_heatmaps_used": int(metrics.get("augmentation", {}).get("used", 0)),
         "accuracy": round(float(t["accuracy"]), 3), "auc": round(float(t["auc"]), 3),
         "n_test": int(t["n"]), **picture_metadata(out / "roc.png", "ROC (like simulation test set)", "roc")})
 
@@ -249,6 +271,7 @@ def like_model(context: dg.AssetExecutionContext, scone: SconeResource) -> dg.Ma
 def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
                      survey_heatmaps: HeatmapSet) -> dg.Output[pd.DataFrame]:
     from scone_assets.model.predict import CLASS_PRIOR_SUFFIX, predict
+    from scone_assets.model.prior import ClassPriorFileError, read_ia_fraction
     from scone_assets.model.train import default_model_dir
 
     unit = context.partition_key
@@ -256,7 +279,7 @@ def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
     if not scone.pull(model_dir):
         raise dg.Failure(f"like_model has not been materialized yet (no model in {model_dir})")
     made_for = _made_for(scone)
-    cfg = scone.config("predict")
+    cfg = like_predict_config(scone)
     target = like_root(scone) / "predictions" / f"{unit}.csv"
     try:
         table = predict(cfg, survey_heatmaps.catalog(), model_dir, target)
@@ -271,8 +294,14 @@ def like_predictions(context: dg.AssetExecutionContext, scone: SconeResource,
                             f"was made from ({', '.join(made_for['partitions'])}); the automation "
                             "sensor simulates and retrains for it")
     event = context.instance.get_latest_materialization_event(dg.AssetKey("like_model"))
+    prior = {"class_prior": cfg.class_prior}
+    if cfg.class_prior == "data":  # the fraction the probabilities were re-weighed to
+        try:
+            prior["estimated_ia_fraction"] = round(read_ia_fraction(target.with_suffix(CLASS_PRIOR_SUFFIX)), 3)
+        except ClassPriorFileError as exc:  # a model without a class named SNIa: said, not fatal
+            context.log.warning(str(exc))
     return dg.Output(table, metadata={
-        "light_curves": len(table), "file": dg.MetadataValue.path(str(target)),
+        "light_curves": len(table), "file": dg.MetadataValue.path(str(target)), **prior,
         "model_dir": dg.MetadataValue.path(str(model_dir)), "model_survey": made_for["survey"],
         "model_run_id": event.run_id if event else "unknown",
         "partition_in_model_survey": in_survey})
@@ -293,7 +322,7 @@ def _survey_ia_fraction(scone: SconeResource, keys: list[str], model_dir: Path) 
     from scone_assets.model.predict import CLASS_PRIOR_SUFFIX
     from scone_assets.model.prior import ClassPriorFileError, estimate_ia_fraction, read_ia_fraction
 
-    cfg = scone.config("predict")
+    cfg = like_predict_config(scone)
     files = [like_root(scone) / "predictions" / f"{k}.csv" for k in keys]
     missing = [k for k, f in zip(keys, files, strict=True) if not scone.pull(f)]
     if missing:
