@@ -10,7 +10,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from scone_assets.config import ConfigError, load_config
+from scone_assets.config import (
+    SURVEY_PREDICT_SETTINGS,
+    SURVEY_TRAIN_SETTINGS,
+    ConfigError,
+    load_config,
+)
 from scone_assets.heatmaps import HeatmapError
 from scone_assets.locking import FolderBusy
 from scone_assets.model.prior import ClassPriorFileError
@@ -49,6 +54,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return code
 
 
+def _keys(settings: dict) -> str:
+    return ", ".join(f"`{k}: {v}`" for k, v in settings.items())
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from scone_assets.simulate.run import simulate
 
@@ -76,6 +85,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               "in its own class mix):")
         for what, data, sim in shape_table(res.compared):
             print(f"  {what}: data {data}; simulation {sim}")
+    if like is not None:
+        print(f"for the survey's data, train on {res.folder} with {_keys(SURVEY_TRAIN_SETTINGS)} and predict "
+              f"with {_keys(SURVEY_PREDICT_SETTINGS)} (the settings measured on real survey data, BENCHMARKS.md)")
     return 0
 
 

@@ -327,6 +327,13 @@ class SconeConfig(BaseModel):
         raise ConfigError("output_path (or heatmaps_path) is required for this step")
 
 
+# The settings for real survey data classified by a model trained on a `--like` simulation,
+# measured on yse_dev and LOWZ_REAL (BENCHMARKS.md); SCONE's defaults stay for test data
+# simulated as the training set is (SNPCC), where augmentation cost a point of accuracy.
+SURVEY_TRAIN_SETTINGS: dict[str, Any] = {"augment_copies": 2}
+SURVEY_PREDICT_SETTINGS: dict[str, Any] = {"class_prior": "data"}
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for err in exc.errors():

@@ -150,6 +150,7 @@ def test_cli_simulate(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "wrote 30 light curves in 2 file(s)" in res.stdout and "SNIa: 15" in res.stdout
+    assert "for the survey's data" not in res.stdout  # a preset is not made like any survey
     bad = subprocess.run([sys.executable, "-m", "scone_assets.cli", "simulate", "--out", str(tmp_path / "D"),
                           "--survey", "hsc"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown survey 'hsc'" in bad.stderr

@@ -22,7 +22,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from scone_assets.config import ConfigError, SconeConfig
+from scone_assets.config import (
+    SURVEY_PREDICT_SETTINGS,
+    SURVEY_TRAIN_SETTINGS,
+    ConfigError,
+    SconeConfig,
+)
 from scone_assets.defs.assets import _md_table
 from scone_assets.defs.io_managers import HeatmapSet
 from scone_assets.defs.partitions import SURVEY_DATA, survey_partitions
@@ -38,9 +43,6 @@ SURVEY_FILE = "survey.json"  # what the simulation was made from, for the model 
 # keys of the train config that describe its own inputs, not the like simulation's
 INPUT_KEYS = ("metadata_paths", "lcdata_paths", "input_data_paths", "labels_path", "survey",
               "band_to_wave", "sn_type_id_to_name")
-# the settings for real survey data, used where the train / predict config does not set the key
-SURVEY_TRAIN_DEFAULTS = {"augment_copies": 2}
-SURVEY_PREDICT_DEFAULTS = {"class_prior": "data"}
 
 
 def like_root(scone: SconeResource) -> Path:
@@ -48,7 +50,7 @@ def like_root(scone: SconeResource) -> Path:
 
 
 def _unset(cfg: SconeConfig, defaults: dict) -> dict:
-    """The survey defaults for the keys `cfg` does not set (a key it sets keeps its value)."""
+    """The survey settings for the keys `cfg` does not set (a key it sets keeps its value)."""
     return {k: v for k, v in defaults.items() if k not in cfg.model_fields_set}
 
 
@@ -57,7 +59,7 @@ def like_config(scone: SconeResource) -> SconeConfig:
     input and `<root>/like` as its output: what `scone train` would be given."""
     root = like_root(scone)
     cfg = scone.config("train")
-    update = _unset(cfg, SURVEY_TRAIN_DEFAULTS) | dict.fromkeys(INPUT_KEYS) | {
+    update = _unset(cfg, SURVEY_TRAIN_SETTINGS) | dict.fromkeys(INPUT_KEYS) | {
         "input_path": str(root / "sims" / SIM_NAME), "heatmaps_path": str(root / "heatmaps"),
         "output_path": str(root), "mode": "train", "trained_model": None,
         "output_predict_file": None}
@@ -69,7 +71,7 @@ def like_config(scone: SconeResource) -> SconeConfig:
 def like_predict_config(scone: SconeResource) -> SconeConfig:
     """The predict config as the like predictions use it: with `class_prior: data` unless it sets one."""
     cfg = scone.config("predict")
-    return cfg.model_copy(update=_unset(cfg, SURVEY_PREDICT_DEFAULTS))
+    return cfg.model_copy(update=_unset(cfg, SURVEY_PREDICT_SETTINGS))
 
 
 def survey_keys(instance: dg.DagsterInstance) -> list[str]:
