@@ -55,7 +55,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _keys(settings: dict) -> str:
-    return ", ".join(f"`{k}: {v}`" for k, v in settings.items())
+    return ", ".join(f"`{k}: {str(v).lower() if isinstance(v, bool) else v}`" for k, v in settings.items())
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ NAMED_JOBS = {"training_heatmaps_job", "survey_heatmaps_job", "train_job", "pred
               "like_predict_job", "like_dust_job"}
 
 
-def _survey_ia_fraction(folder) -> float:
+def _true_ia_fraction(folder) -> float:
     """The demo survey's true SN Ia share, from its simulated types (never shown to the like flow)."""
     meta = pd.concat([read_unit(u).meta for u in discover_paths([str(folder)]).units])
     return round(float((meta.TYPE_NAME.str.strip() == "SNIa").mean()), 3)
@@ -55,7 +55,7 @@ def test_demo_leaves_every_asset_materialized_through_named_jobs(demo):
             assert all(c.passed for c in checks if c.check_name != "dust_in_use_matches_the_fit")
             # the like model (300 light curves, 20 epochs, the survey settings) estimates the survey's
             # SN Ia fraction without its types (class_prior: data); the simulated survey holds 30 of 100
-            truth = _survey_ia_fraction(out / "data" / "DEMO_SURVEY")
+            truth = _true_ia_fraction(out / "data" / "DEMO_SURVEY")
             assert truth == 0.30
             pred = instance.fetch_materializations(dg.AssetKey("like_predictions"), limit=1).records[0]
             pred = {k: v.value for k, v in pred.event_log_entry.asset_materialization.metadata.items()}

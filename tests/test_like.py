@@ -156,7 +156,7 @@ def test_like_lowz_fits_from_the_cli(lowz_real, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "survey model from 342 real light curves" in res.stdout and "wrote 300 light curves" in res.stdout
-    assert (f"for the survey's data, train on {out} with `augment_copies: 2` and predict with "
+    assert (f"for the survey's data, train on {out} with `augment_copies: 2`, `with_z: false` and predict with "
             "`class_prior: data`") in res.stdout  # the settings measured on real survey data
     real, sim = read_all(lowz_real), read_all(out)
     assert set(sim[0].band_to_wave) <= set(real[0].band_to_wave) and len(sim[0].band_to_wave) >= 5

@@ -207,4 +207,6 @@ def test_the_like_flow_uses_the_survey_settings_unless_the_configs_set_them(tmp_
         (tmp_path / name).write_text((tmp_path / name).read_text() + line)
     assert like_config(scone).augment_copies == 0 and like_predict_config(scone).class_prior == "model"
     (tmp_path / "train.yml").write_text((tmp_path / "train.yml").read_text().replace("copies: 0", "copies: 3"))
-    assert like_config(scone).augment_copies == 3
+    assert like_config(scone).augment_copies == 3 and not like_config(scone).with_z
+    (tmp_path / "train.yml").write_text((tmp_path / "train.yml").read_text() + "with_z: true\n")
+    assert like_config(scone).with_z  # set in the config: kept

@@ -10,8 +10,8 @@ materialized by hand, fits the survey's SN Ia host dust to its colours (`scone f
 and warns when the simulation's differs. Everything is written
 under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
 `like_seed`, `like_num_epochs`, and `like_ia_dust_tau` for the survey's SN Ia host dust).
-Unless the configs set them, the like model trains with `augment_copies: 2` and classifies
-with `class_prior: data`, the pairing measured on real survey data (BENCHMARKS.md); SCONE's
+Unless the configs set them, the like model trains with `augment_copies: 2` (and without
+redshift) and classifies with `class_prior: data`, the pairing measured on real survey data (BENCHMARKS.md); SCONE's
 defaults, which the main model keeps, suit test data simulated as the training set is.
 """
 
@@ -198,11 +198,10 @@ def like_heatmaps(context: dg.AssetExecutionContext, scone: SconeResource) -> dg
                                                f"{r.error or r.bad_files or r.skipped}"
                                                for r in run.results if not r.ok))
     skipped: dict[str, int] = {}
+    by_set: dict[str, int] = {}  # `augmented` holds augment_copies heatmaps per light curve
     for r in run.results:
         for k, v in r.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
-    by_set: dict[str, int] = {}  # `augmented` holds augment_copies heatmaps per light curve
-    for r in run.results:
         by_set[r.heatmap_set] = by_set.get(r.heatmap_set, 0) + r.written
         scone.push(r.folder)
     return dg.MaterializeResult(metadata={
