@@ -2,7 +2,10 @@
 
 Each worker watches its parent: when the parent dies, whatever the signal
 (SIGKILL included), the worker's parent pid changes and it exits at once, so
-no orphan keeps hundreds of megabytes or goes on writing files. Workers ignore
+no orphan keeps hundreds of megabytes or goes on writing files. On Linux the kernel
+also kills it then (PR_SET_PDEATHSIG), which works even while the worker's Python is
+stuck in a call that holds the GIL. Both are in place before the worker imports its
+initializer's (heavy) module: a worker stopped while importing still dies. Workers ignore
 SIGINT: Ctrl-C reaches the parent, which stops them itself. They are started
 with SIGINT and SIGTERM blocked, so neither a Ctrl-C sent to the whole process group
 (as a terminal does) nor a SIGTERM to the parent while a worker is still starting can
@@ -11,17 +14,31 @@ make it print a traceback.
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 WATCH_SECONDS = 0.5
 STOPS = {signal.SIGINT, signal.SIGTERM}  # what stops a command; held while a worker is spawned
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process `sig` when its parent dies (Linux; elsewhere
+    nothing). Strictly, when the parent's thread that started it ends: every pool here
+    is started and used by one thread."""
+    if not sys.platform.startswith("linux"):
+        return
+    with suppress(OSError, AttributeError):  # no libc prctl: the watch thread still works
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
 def _watch_parent(parent: int) -> None:
@@ -31,15 +48,26 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _start(parent: int, initializer: Callable[[], None] | None) -> None:
+def _name(fn: Callable[[], None] | None) -> str | None:
+    return None if fn is None else f"{fn.__module__}:{fn.__qualname__}"
+
+
+def _start(parent: int, initializer: str | None) -> None:
+    """A worker's first code. The initializer comes by name: as a function it would be
+    imported while the worker unpickles its start-up data, before anything watches."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # blocked by _no_stops; a SIGTERM held ends us now
+    die_with_parent(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died while this worker started
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
     if initializer is not None:
-        initializer()
+        module, _, qualname = initializer.partition(":")
+        fn = importlib.import_module(module)
+        for part in qualname.split("."):
+            fn = getattr(fn, part)
+        fn()
 
 
 @contextmanager
@@ -79,7 +107,7 @@ class WorkerPool:
         self._initialized = False
         if self.jobs > 1:
             self.ex = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"),
-                                          initializer=_start, initargs=(os.getpid(), initializer))
+                                          initializer=_start, initargs=(os.getpid(), _name(initializer)))
             if warm:  # start the workers now: they import and warm up while the parent reads
                 try:
                     self.submit(int)

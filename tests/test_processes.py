@@ -22,6 +22,7 @@ import pytest
 from astropy.io import fits
 
 from scone_assets.atomic import remove_stale_temps
+from scone_assets.workers import WATCH_SECONDS
 
 CMD = [sys.executable, "-m", "scone_assets.cli", "simulate"]
 BIG = ["--n", "20000", "--per-file", "500", "--jobs", "2", "--seed", "1"]  # minutes: always stopped
@@ -237,3 +238,30 @@ def test_a_killed_pool_leaves_no_executor_thread_for_the_exit_hook():
     assert not manager.is_alive() and wakeup._closed
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers)
     assert busy.done()
+
+
+def test_a_worker_stuck_holding_the_gil_dies_with_its_parent(tmp_path):
+    """A worker in a C call that holds the GIL cannot run its watch thread: the kernel ends
+    it when its parent dies (PR_SET_PDEATHSIG). The call here is libc's sleep through
+    ctypes.PyDLL, which keeps the GIL."""
+    marker = tmp_path / "inside"
+    stuck = f"open({str(marker)!r}, 'w').close(); import ctypes; ctypes.PyDLL(None).sleep(120)"
+    script = ("import time\nfrom scone_assets.workers import WorkerPool\npool = WorkerPool(2)\n"
+              f"pool.submit(exec, {stuck!r})\nprint(*pool.pids(), flush=True)\ntime.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        workers = [psutil.Process(int(p)) for p in parent.stdout.readline().split()]
+        assert workers
+        until(marker.exists, 60)
+        time.sleep(WATCH_SECONDS * 3)  # the watch thread has had its chances, and could not run
+        assert still_running(workers, timeout=0) == [w.pid for w in workers]
+        parent.kill()
+        parent.wait(timeout=30)
+        assert still_running(workers, timeout=5) == []
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        for w in workers if "workers" in locals() else []:
+            with suppress(psutil.NoSuchProcess):
+                w.kill()

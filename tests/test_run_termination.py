@@ -76,7 +76,7 @@ def test_terminated_run_leaves_no_heatmap_worker(tmp_path):
         [run] = wait_for_runs(instance, 1, lambda rs: rs[0].is_finished, timeout=120)
         assert run.status == dg.DagsterRunStatus.CANCELED
         gone, alive = psutil.wait_procs(family, timeout=30)
-        assert not alive, [p.cmdline() for p in alive]
+        assert not alive, [(p.pid, p.ppid(), p.status(), p.cmdline()) for p in alive]
         assert _run_processes(home) == {"run": [], "workers": []}
         # the unit was being written beside its place: nothing under the real name
         heatmaps = tmp_path / "out" / "heatmaps"

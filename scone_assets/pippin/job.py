@@ -40,7 +40,8 @@ import yaml
 
 from scone_assets.atomic import atomic_write_text
 from scone_assets.outcome import Exit, Terminated
-from scone_assets.pippin.submit import DONE_FILE, WARN_SECONDS, die_with_parent
+from scone_assets.pippin.submit import DONE_FILE, WARN_SECONDS
+from scone_assets.workers import die_with_parent
 
 log = logging.getLogger("scone_assets.pippin")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from scone_assets.atomic import atomic_write_text
 from scone_assets.launchers.sbatch import RULES, printable
+from scone_assets.workers import die_with_parent
 from scone_assets.yaml_file import read_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -334,16 +335,6 @@ def submit(plan: Plan) -> str:
         msg = (res.stderr.strip() or res.stdout.strip() or "no message").replace("\n", " / ")
         raise SubmitError(f"sbatch failed (exit code {res.returncode}): {msg}")
     return job_id
-
-
-def die_with_parent() -> None:
-    """This process is sent SIGTERM when its parent dies (Linux), so it ends and says so."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def run_foreground(plan: Plan) -> int:
