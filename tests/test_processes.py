@@ -262,6 +262,8 @@ def test_a_worker_stuck_holding_the_gil_dies_with_its_parent(tmp_path):
     finally:
         with suppress(ProcessLookupError):
             os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        parent.stdout.close()
         for w in workers if "workers" in locals() else []:
             with suppress(psutil.NoSuchProcess):
                 w.kill()
