@@ -254,7 +254,7 @@ def test_a_worker_stuck_holding_the_gil_dies_with_its_parent(tmp_path):
         workers = [psutil.Process(int(p)) for p in parent.stdout.readline().split()]
         assert workers
         until(marker.exists, 60)
-        time.sleep(WATCH_SECONDS * 3)  # the watch thread has had its chances, and could not run
+        time.sleep(WATCH_SECONDS * 3)  # inside the call by now: from here its watch thread cannot run
         assert still_running(workers, timeout=0) == [w.pid for w in workers]
         parent.kill()
         parent.wait(timeout=30)
