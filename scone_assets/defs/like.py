@@ -11,8 +11,9 @@ and warns when the simulation's differs. Everything is written
 under `<output root>/like`; the sizes come from the `scone` resource (`like_n`,
 `like_seed`, `like_num_epochs`, and `like_ia_dust_tau` for the survey's SN Ia host dust).
 Unless the configs set them, the like model trains with `augment_copies: 2` (and without
-redshift) and classifies with `class_prior: data`, the pairing measured on real survey data (BENCHMARKS.md); SCONE's
-defaults, which the main model keeps, suit test data simulated as the training set is.
+redshift) and classifies with `class_prior: data`, the settings measured on real survey
+data (BENCHMARKS.md); SCONE's defaults, which the main model keeps, suit test data
+simulated as the training set is.
 """
 
 import json
